@@ -1,0 +1,45 @@
+# cachelab: `make demo` and `make test` are the two commands a newcomer needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv test lint typecheck pytest bench tools clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## create or update .venv/ from pyproject.toml (with the dev extras)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+tools: ## install the system tools the tests need (redis-server, chromium) when missing
+	@scripts/ensure-tools.sh
+
+lint: venv ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv ## mypy (strict)
+	$(BIN)/mypy
+
+pytest: venv tools ## the whole pytest suite
+	$(BIN)/pytest -q -ra; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+test: venv tools lint typecheck pytest ## everything CI runs: tools, ruff, mypy, pytest
+
+bench: venv tools ## micro-benchmark: warm-hit handler time vs a bare redis-py GET, side by side
+	$(BIN)/python -m bench.bench_hit
+
+clean: ## remove the venv and caches
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# Each area keeps its own targets in mk/<area>.mk (sam, stub, load, ...).
+-include mk/*.mk

@@ -1,0 +1,44 @@
+"""The one `cachelab` command line: each subcommand lives in its own module under cachelab.commands."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Subcommand modules, in the order `cachelab --help` lists them. Each exposes
+# `register(subparsers)` that adds its parser and sets `func(args) -> int`.
+COMMANDS: tuple[str, ...] = ("invoke", "stub", "gateway", "deploy", "invalidate")
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line on stderr, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cachelab",
+        description="Learn, test and ship API caching for serverless backends.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"cachelab.commands.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"cachelab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
