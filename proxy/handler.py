@@ -1,0 +1,89 @@
+"""The Lambda entry point: thin. Everything long-lived (Redis client, HTTP pool, breaker) is built once per
+execution environment: during the init phase when running in Lambda, else on the first call."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.config import Settings
+from proxy.events import BadEvent, parse_event, render
+from proxy.http import Headers, Response
+from proxy.keys import InvalidTarget
+from proxy.observability import RequestLog
+from proxy.secrets import read_auth_token
+from proxy.service import CacheStatus, CachingProxy, Outcome
+from proxy.store import RedisStore
+from proxy.upstream import Urllib3Upstream
+
+# API Gateway gives up after 29 s; without a Lambda context we assume the same.
+DEFAULT_BUDGET_SECONDS = 29.0
+
+
+@dataclass
+class App:
+    settings: Settings
+    proxy: CachingProxy
+    log: RequestLog
+
+
+def build_app(env: Mapping[str, str] | None = None) -> App:
+    """Read the configuration (ConfigError names a bad variable) and create the clients, once."""
+    settings = Settings.from_env(os.environ if env is None else env)
+    log = RequestLog(level=settings.log_level)
+    password = read_auth_token(settings.redis_auth_secret_arn) if settings.redis_auth_secret_arn else None
+    store = RedisStore.from_settings(settings, password)
+    if not store.ping():
+        log.event("WARNING", "redis unreachable at init; answering without the cache until it is back")
+    upstream = Urllib3Upstream(settings.upstream_url)
+    return App(settings, CachingProxy(store, upstream, settings), log)
+
+
+_app: App | None = None
+
+
+def get_app() -> App:
+    global _app
+    if _app is None:
+        _app = build_app()
+    return _app
+
+
+def lambda_handler(event: object, context: Any = None) -> dict[str, Any]:
+    started = time.monotonic()
+    app = get_app()
+    request_id = str(getattr(context, "aws_request_id", "") or uuid.uuid4())
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    budget = remaining() / 1000 if callable(remaining) else DEFAULT_BUDGET_SECONDS
+    version = "2.0" if isinstance(event, Mapping) and event.get("version") == "2.0" else "1.0"
+    method = "-"
+    try:
+        parsed = parse_event(event)
+        method = parsed.request.method
+        outcome = app.proxy.handle(parsed.request, request_id, started + budget)
+    except (BadEvent, InvalidTarget) as exc:
+        outcome = _client_error(exc.status, str(exc), request_id)
+    except Exception as exc:  # a bug must still answer in JSON, never with a stack trace to the client
+        app.log.event("ERROR", "unhandled error", request_id=request_id, error=type(exc).__name__)
+        outcome = _client_error(500, "internal error", request_id)
+    app.log.record(
+        request_id=request_id, method=method, outcome=outcome, duration_ms=(time.monotonic() - started) * 1000
+    )
+    return render(outcome.response, version)
+
+
+def _client_error(status: int, message: str, request_id: str) -> Outcome:
+    body = json.dumps({"error": message, "request_id": request_id}).encode()
+    headers = Headers(
+        [("content-type", "application/json"), ("x-cache", CacheStatus.BYPASS), ("cache-control", "no-store")]
+    )
+    return Outcome(Response(status, headers, body), CacheStatus.BYPASS, detail="rejected")
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    _app = build_app()  # in Lambda's init phase: a configuration error stops the function here, by name

@@ -1,0 +1,87 @@
+"""Plain HTTP value types shared by the core and the adapters (no I/O here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+# RFC 9110 §7.6.1: connection-specific fields a proxy must not forward; plus framing fields the
+# Lambda integration recomputes.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+    }
+)
+
+
+class Headers:
+    """An ordered, case-insensitive, multi-valued header list. Names are kept lower-case."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: tuple[tuple[str, str], ...] = tuple((k.lower(), v) for k, v in items)
+
+    def get(self, name: str) -> str | None:
+        """All values of `name` joined with ", " (RFC 9110 §5.3), or None."""
+        name = name.lower()
+        values = [v for k, v in self._items if k == name]
+        return ", ".join(values) if values else None
+
+    def get_all(self, name: str) -> list[str]:
+        name = name.lower()
+        return [v for k, v in self._items if k == name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and any(k == name.lower() for k, _ in self._items)
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        return self._items
+
+    def without(self, names: Iterable[str]) -> Headers:
+        drop = {n.lower() for n in names}
+        return Headers((k, v) for k, v in self._items if k not in drop)
+
+    def end_to_end(self) -> Headers:
+        """Drop hop-by-hop fields, including those the Connection field names (RFC 9110 §7.6.1)."""
+        listed = {t.strip().lower() for v in self.get_all("connection") for t in v.split(",")}
+        return self.without(HOP_BY_HOP | listed)
+
+    def replace(self, name: str, value: str) -> Headers:
+        return Headers((*self.without([name]).items(), (name.lower(), value)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._items == other._items
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self._items)!r})"
+
+
+@dataclass(frozen=True)
+class Request:
+    """A client request after event parsing: path and query are already in canonical form."""
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...] = ()
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""

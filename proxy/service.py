@@ -1,0 +1,446 @@
+"""Carries out the core's decisions with a Store and an Upstream: lookups, coalesced fetches, stale answers.
+
+Coalescing (one upstream request per key, whatever the number of concurrent Lambda environments): on a miss one
+invocation takes a short Redis lock (SET NX PX) and fetches; the others poll the entry until it appears, serve a
+stale copy where RFC 5861 allows, or take over once the lock expires, so a dead holder blocks nobody for longer
+than the lock's TTL. A holder whose fetch fails leaves a short "outcome" marker, so the waiters answer at once
+instead of queueing one by one behind an upstream that is down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from proxy import policy
+from proxy.config import Settings
+from proxy.entry import CorruptEntry, Entry
+from proxy.http import Headers, Request, Response
+from proxy.keys import CacheKey, canonical_target, key_for
+from proxy.store import Store, StoreUnavailable
+from proxy.upstream import Upstream, UpstreamError
+
+LOCK_MARGIN_SECONDS = 1.0  # the lock outlives the upstream timeout by this much
+OUTCOME_TTL_SECONDS = 2.0  # how long a failed fetch's outcome is visible to the invocations waiting for it
+DEADLINE_MARGIN_SECONDS = 0.25  # time kept back from the Lambda deadline to build and return the answer
+POLL_FIRST_SECONDS = 0.01
+POLL_MAX_SECONDS = 0.1
+MAX_POLLS = 2000
+
+
+class CacheStatus:
+    HIT = "HIT"
+    MISS = "MISS"
+    STALE = "STALE"
+    BYPASS = "BYPASS"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer plus what the log line and the metrics need to know about how it was made."""
+
+    response: Response
+    cache: str
+    key: str | None = None
+    upstream_status: int | None = None
+    upstream_ms: float | None = None
+    upstream_error: str | None = None
+    age: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class _Fetched:
+    response: Response | None
+    error: UpstreamError | None
+    elapsed_ms: float
+    request_time: float
+    response_time: float
+
+
+class CachingProxy:
+    def __init__(
+        self,
+        store: Store,
+        upstream: Upstream,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store = store
+        self.upstream = upstream
+        self.settings = settings
+        self.policy = settings.policy
+        self._clock = clock
+        self._monotonic = monotonic
+        self._sleep = sleep
+
+    # -- entry point -----------------------------------------------------------------------------------
+    def handle(self, request: Request, request_id: str, deadline: float | None = None) -> Outcome:
+        """Answer `request`; `deadline` is a monotonic time by which the answer must be ready (Lambda's)."""
+        if deadline is None:
+            deadline = self._monotonic() + self.settings.upstream_timeout + 2 * DEADLINE_MARGIN_SECONDS
+        call = _Call(self, request, request_id, deadline)
+        return call.run()
+
+
+class _Call:
+    """One request being answered (keeps the per-request state out of the long-lived CachingProxy)."""
+
+    def __init__(self, proxy: CachingProxy, request: Request, request_id: str, deadline: float) -> None:
+        self.p = proxy
+        self.request = request
+        self.request_id = request_id
+        self.deadline = deadline
+        self.target = canonical_target(request.path, request.query)
+        self.head = request.method.upper() == "HEAD"
+        self.key: CacheKey | None = None
+
+    def run(self) -> Outcome:
+        method = self.request.method.upper()
+        if method not in policy.CACHEABLE_METHODS:
+            return self._pass_through(method)
+        self.key = key_for(self.request.path, self.request.query, self.request.headers, self.p.policy.key_headers)
+        try:
+            raw = self.p.store.get(self.key)
+        except StoreUnavailable:
+            return self._direct(None, CacheStatus.BYPASS, "redis-unavailable")
+        entry = _decode(raw)
+        decision = policy.lookup(method, self.request.headers, entry, self.p._clock())
+        if decision.action is policy.Action.SERVE and decision.entry is not None:
+            return self._from_entry(decision.entry, CacheStatus.HIT)
+        if not decision.store:
+            return self._direct(decision, CacheStatus.MISS, "no-store")
+        return self._coalesced(decision)
+
+    # -- cacheable requests ---------------------------------------------------------------------------
+    def _coalesced(self, decision: policy.Lookup) -> Outcome:
+        assert self.key is not None
+        token = uuid.uuid4().hex
+        try:
+            acquired = self.p.store.try_lock(self.key, token, self._lock_ttl())
+        except StoreUnavailable:
+            return self._direct(decision, CacheStatus.BYPASS, "redis-unavailable")
+        if acquired:
+            return self._refresh_holding_lock(decision, token)
+        if decision.entry is not None and decision.stale_while_revalidate:
+            return self._from_entry(decision.entry, CacheStatus.STALE, detail="stale-while-revalidate")
+        return self._wait(decision)
+
+    def _refresh_holding_lock(self, decision: policy.Lookup, token: str) -> Outcome:
+        assert self.key is not None
+        try:
+            return self._refresh(decision)
+        finally:
+            with contextlib.suppress(StoreUnavailable):  # else the lock expires by itself
+                self.p.store.unlock(self.key, token)
+
+    def _refresh(self, decision: policy.Lookup) -> Outcome:
+        """Fetch (or revalidate) and store; called only while holding the key's lock."""
+        assert self.key is not None
+        headers = self._upstream_headers(decision.conditional)
+        fetched = self._send("GET", headers, b"")
+        fwd = decision.reason if decision.reason in {"stale", "request"} else "uri-miss"
+        failure = self._failure_of(fetched)
+        if failure is not None:
+            self._set_outcome("error", failure)
+            return self._after_failure(decision, fetched, fwd)
+        response = fetched.response
+        assert response is not None
+        if response.status == 304 and decision.entry is not None:
+            plan = policy.freshen(
+                decision.entry, response.headers, fetched.request_time, fetched.response_time, self.p.policy
+            )
+            entry = plan.entry or decision.entry
+            self._put(plan)
+            return self._from_entry(entry, CacheStatus.HIT, fwd=fwd, fetched=fetched, fwd_status=304)
+        plan = policy.plan_store(
+            request_headers=self.request.headers,
+            status=response.status,
+            response_headers=response.headers,
+            body=response.body,
+            request_time=fetched.request_time,
+            response_time=fetched.response_time,
+            policy=self.p.policy,
+        )
+        stored = self._put(plan)
+        if not stored:
+            self._set_outcome("pass", response.status)
+        return self._forwarded(response, CacheStatus.MISS, fwd, fetched, stored=stored, detail=plan.reason)
+
+    def _wait(self, decision: policy.Lookup) -> Outcome:
+        """Another invocation is fetching this key: wait for its entry instead of calling the upstream."""
+        assert self.key is not None
+        started_wall = self.p._clock()
+        limit = min(self.p._monotonic() + self._lock_ttl(), self.deadline - DEADLINE_MARGIN_SECONDS)
+        interval = POLL_FIRST_SECONDS
+        previous = decision.entry.response_time if decision.entry is not None else -math.inf
+        for _ in range(MAX_POLLS):
+            if self.p._monotonic() >= limit:
+                break
+            self.p._sleep(interval)
+            interval = min(interval * 1.5, POLL_MAX_SECONDS)
+            try:
+                polled = self.p.store.poll(self.key)
+            except StoreUnavailable:
+                return self._direct(decision, CacheStatus.BYPASS, "redis-unavailable")
+            entry = _decode(polled.entry)
+            if entry is not None and entry.response_time > previous:
+                return self._from_entry(entry, CacheStatus.HIT, fwd="uri-miss", collapsed=True)
+            outcome = _Marker.decode(polled.outcome)
+            if outcome is not None and outcome.at >= started_wall - OUTCOME_TTL_SECONDS / 2:
+                if outcome.kind == "pass":
+                    break  # the response is not cacheable: everyone fetches for themselves
+                return self._collapsed_failure(decision, outcome.status)
+            if polled.lock is None:
+                token = uuid.uuid4().hex
+                try:
+                    if self.p.store.try_lock(self.key, token, self._lock_ttl()):
+                        return self._refresh_holding_lock(decision, token)
+                except StoreUnavailable:
+                    return self._direct(decision, CacheStatus.BYPASS, "redis-unavailable")
+        return self._direct(decision, CacheStatus.MISS, "lock-wait-timeout")
+
+    def _collapsed_failure(self, decision: policy.Lookup, status: int) -> Outcome:
+        if decision.entry is not None and policy.may_serve_stale_on_error(decision.entry, self.p._clock()):
+            return self._from_entry(
+                decision.entry, CacheStatus.STALE, fwd="stale", collapsed=True, detail="stale-if-error"
+            )
+        message = "upstream timed out" if status == 504 else "upstream failed"
+        return self._error(status, message, CacheStatus.MISS, "uri-miss", detail="collapsed-failure")
+
+    def _direct(self, decision: policy.Lookup | None, cache: str, detail: str) -> Outcome:
+        """Fetch without the lock and without storing (Redis down, no-store request, uncacheable response)."""
+        fetched = self._send("GET", self._upstream_headers(()), b"")
+        fwd = "bypass" if cache == CacheStatus.BYPASS else "uri-miss"
+        if self._failure_of(fetched) is not None:
+            return self._after_failure(decision, fetched, fwd, cache=cache)
+        assert fetched.response is not None
+        return self._forwarded(fetched.response, cache, fwd, fetched, stored=False, detail=detail)
+
+    def _after_failure(
+        self, decision: policy.Lookup | None, fetched: _Fetched, fwd: str, cache: str = CacheStatus.MISS
+    ) -> Outcome:
+        entry = decision.entry if decision is not None else None
+        if entry is not None and policy.may_serve_stale_on_error(entry, self.p._clock()):
+            status = fetched.response.status if fetched.response is not None else None
+            return self._from_entry(
+                entry, CacheStatus.STALE, fwd="stale", fetched=fetched, fwd_status=status, detail="stale-if-error"
+            )
+        if fetched.response is not None:  # an upstream 5xx with nothing to fall back on: pass it on as it is
+            return self._forwarded(fetched.response, cache, fwd, fetched, stored=False, detail="upstream-error")
+        error = fetched.error
+        assert error is not None
+        if error.kind == "timeout":
+            return self._error(504, "upstream timed out", cache, fwd, fetched=fetched, detail="upstream-timeout")
+        return self._error(
+            502, f"upstream unreachable ({error.kind})", cache, fwd, fetched=fetched, detail="upstream-unreachable"
+        )
+
+    # -- other methods: forwarded as they are --------------------------------------------------------
+    def _pass_through(self, method: str) -> Outcome:
+        headers = self.request.headers.end_to_end().without({"host"})
+        fetched = self._send(method, headers, self.request.body)
+        if fetched.response is None:
+            assert fetched.error is not None
+            status = 504 if fetched.error.kind == "timeout" else 502
+            return self._error(
+                status, f"upstream failed ({fetched.error.kind})", CacheStatus.BYPASS, "method", fetched=fetched
+            )
+        if method not in policy.SAFE_METHODS and fetched.response.status < 400:
+            key = key_for(self.request.path, self.request.query, Headers(), ())
+            with contextlib.suppress(StoreUnavailable):  # RFC 9111 §4.4: invalidate the target URI's entries
+                self.p.store.delete_uri(key.uri, key.path)
+        return self._forwarded(fetched.response, CacheStatus.BYPASS, "method", fetched, stored=False, detail="")
+
+    # -- building answers -----------------------------------------------------------------------------
+    def _from_entry(
+        self,
+        entry: Entry,
+        cache: str,
+        *,
+        fwd: str | None = None,
+        fetched: _Fetched | None = None,
+        fwd_status: int | None = None,
+        collapsed: bool = False,
+        detail: str | None = None,
+    ) -> Outcome:
+        """Answer from a stored entry. `fwd` is None for a plain hit, else why the upstream was involved (RFC 9211)."""
+        now = self.p._clock()
+        age = int(policy.current_age(entry, now))
+        ttl = int(entry.lifetime - policy.current_age(entry, now))
+        params = ["cachelab"]
+        if fwd is None:
+            params.append("hit")
+        else:
+            params.append(f"fwd={fwd}")
+            if fwd_status is not None:
+                params.append(f"fwd-status={fwd_status}")
+            if collapsed:
+                params.append("collapsed")
+        params.append(f"ttl={ttl}")
+        if detail:
+            params.append(f"detail={detail}")
+        headers = entry.headers.without({"age", "x-cache", "cache-status"})
+        status, body = entry.status, entry.body
+        inm = self.request.headers.get("if-none-match")
+        if inm is not None and entry.etag is not None and status == 200 and _etag_matches(inm, entry.etag):
+            status, body = 304, b""  # RFC 9110 §13.1.2: the client already has this representation
+        headers = Headers(
+            (*headers.items(), ("age", str(age)), ("x-cache", cache), ("cache-status", "; ".join(params)))
+        )
+        return Outcome(
+            response=Response(status, headers, b"" if self.head else body),
+            cache=cache,
+            key=self.key.short if self.key else None,
+            upstream_status=fwd_status if fetched is not None else None,
+            upstream_ms=fetched.elapsed_ms if fetched is not None else None,
+            upstream_error=fetched.error.kind if fetched is not None and fetched.error is not None else None,
+            age=age,
+            detail=detail or fwd or "hit",
+        )
+
+    def _forwarded(
+        self, response: Response, cache: str, fwd: str, fetched: _Fetched, *, stored: bool, detail: str
+    ) -> Outcome:
+        params = ["cachelab", f"fwd={fwd}", f"fwd-status={response.status}"]
+        if stored:
+            params.append("stored")
+        elif detail and detail != "stored":
+            params.append(f"detail={_token(detail)}")
+        headers = response.headers.end_to_end().without({"age", "x-cache", "cache-status"})
+        headers = Headers((*headers.items(), ("x-cache", cache), ("cache-status", "; ".join(params))))
+        return Outcome(
+            response=Response(response.status, headers, b"" if self.head else response.body),
+            cache=cache,
+            key=self.key.short if self.key else None,
+            upstream_status=response.status,
+            upstream_ms=fetched.elapsed_ms,
+            detail=detail,
+        )
+
+    def _error(
+        self, status: int, message: str, cache: str, fwd: str, *, fetched: _Fetched | None = None, detail: str = ""
+    ) -> Outcome:
+        body = json.dumps({"error": message, "request_id": self.request_id}).encode()
+        params = ["cachelab", f"fwd={fwd}"] + ([f"detail={detail}"] if detail else [])
+        headers = Headers(
+            [
+                ("content-type", "application/json"),
+                ("x-cache", cache),
+                ("cache-status", "; ".join(params)),
+                ("cache-control", "no-store"),
+            ]
+        )
+        return Outcome(
+            response=Response(status, headers, b"" if self.head else body),
+            cache=cache,
+            key=self.key.short if self.key else None,
+            upstream_ms=fetched.elapsed_ms if fetched is not None else None,
+            upstream_error=fetched.error.kind if fetched is not None and fetched.error is not None else None,
+            detail=detail,
+        )
+
+    # -- plumbing --------------------------------------------------------------------------------------
+    def _send(self, method: str, headers: Headers, body: bytes) -> _Fetched:
+        timeout = min(self.p.settings.upstream_timeout, self.deadline - self.p._monotonic() - DEADLINE_MARGIN_SECONDS)
+        request_time = self.p._clock()
+        started = self.p._monotonic()
+        if timeout <= 0:
+            late = UpstreamError("timeout", "no time left before the function's deadline")
+            return _Fetched(None, late, 0.0, request_time, request_time)
+        response: Response | None = None
+        error: UpstreamError | None = None
+        try:
+            response = self.p.upstream.send(method, self.target, headers, body, timeout)
+        except UpstreamError as exc:
+            error = exc
+        elapsed_ms = (self.p._monotonic() - started) * 1000
+        return _Fetched(response, error, elapsed_ms, request_time, self.p._clock())
+
+    @staticmethod
+    def _failure_of(fetched: _Fetched) -> int | None:
+        """The status a failed fetch stands for (RFC 5861 §4: 5xx, timeouts and connection errors), or None."""
+        if fetched.error is not None:
+            return 504 if fetched.error.kind == "timeout" else 502
+        assert fetched.response is not None
+        return fetched.response.status if fetched.response.status >= 500 else None
+
+    def _upstream_headers(self, conditional: tuple[tuple[str, str], ...]) -> Headers:
+        """Only keyed headers (and credentials) go upstream, so an unkeyed header can never shape a stored answer."""
+        forwarded = [
+            (name, value)
+            for name, value in self.request.headers.items()
+            if name in self.p.policy.key_headers or name == "authorization"
+        ]
+        return Headers((*forwarded, *conditional))
+
+    def _put(self, plan: policy.StorePlan) -> bool:
+        if not plan.store or plan.entry is None or self.key is None:
+            return False
+        try:
+            self.p.store.put(self.key, plan.entry.encode(), plan.redis_ttl)
+        except StoreUnavailable:
+            return False
+        return True
+
+    def _set_outcome(self, kind: str, status: int) -> None:
+        if self.key is None:
+            return
+        value = _Marker(kind, status, self.p._clock()).encode()
+        with contextlib.suppress(StoreUnavailable):
+            self.p.store.set_outcome(self.key, value, OUTCOME_TTL_SECONDS)
+
+    def _lock_ttl(self) -> float:
+        return self.p.settings.upstream_timeout + LOCK_MARGIN_SECONDS
+
+
+def _decode(raw: bytes | None) -> Entry | None:
+    if raw is None:
+        return None
+    try:
+        return Entry.decode(raw)
+    except CorruptEntry:
+        return None
+
+
+@dataclass(frozen=True)
+class _Marker:
+    """What a lock holder leaves for the waiters when it stored nothing: "error" (with the status it answered)
+    or "pass" (the response may not be stored)."""
+
+    kind: str
+    status: int
+    at: float
+
+    def encode(self) -> bytes:
+        return json.dumps({"kind": self.kind, "status": self.status, "at": self.at}).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> _Marker | None:
+        if raw is None:
+            return None
+        try:
+            value = json.loads(raw)
+            return cls(str(value["kind"]), int(value["status"]), float(value["at"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 §13.1.2: weak comparison."""
+    if if_none_match.strip() == "*":
+        return True
+    wanted = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag.strip().removeprefix("W/") in wanted
+
+
+def _token(text: str) -> str:
+    return "-".join(text.replace("_", "-").split())

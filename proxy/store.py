@@ -1,0 +1,239 @@
+"""The Redis adapter behind the small `Store` interface, with a circuit breaker.
+
+Every operation either succeeds or raises `StoreUnavailable` quickly: the caller then answers without the cache
+(X-Cache: BYPASS). While the breaker is open no Redis call is attempted at all, so a dead or slow Redis costs
+nothing per request; after a cool-down one probe call is let through and closes the breaker when it succeeds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+from proxy.config import Settings
+from proxy.keys import (
+    KEY_PREFIX,
+    CacheKey,
+    canonical_target,
+    index_key,
+    index_pattern,
+    split_target,
+    uri_digest,
+)
+
+T = TypeVar("T")
+
+# SET the entry, add its variant to the URI's index and make sure the index lives at least as long.
+_PUT = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+return 1
+"""
+# Release a lock only if we still hold it (a slow holder must not release someone else's lock).
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class StoreUnavailable(Exception):
+    """Redis failed, timed out, or the circuit breaker is open."""
+
+
+@dataclass(frozen=True)
+class Poll:
+    entry: bytes | None
+    lock: str | None
+    outcome: bytes | None
+
+
+class Store(Protocol):
+    def get(self, key: CacheKey) -> bytes | None: ...
+    def put(self, key: CacheKey, value: bytes, ttl_seconds: float) -> None: ...
+    def try_lock(self, key: CacheKey, token: str, ttl_seconds: float) -> bool: ...
+    def unlock(self, key: CacheKey, token: str) -> None: ...
+    def poll(self, key: CacheKey) -> Poll: ...
+    def set_outcome(self, key: CacheKey, value: bytes, ttl_seconds: float) -> None: ...
+    def delete_uri(self, uri: str, path: str) -> int: ...
+    def purge(self, target: str, *, prefix: bool = False) -> int: ...
+
+
+class CircuitBreaker:
+    """Closed → open after `threshold` consecutive failures; open → half-open after a cool-down that doubles
+    (up to `max_cooldown`) each time the probe fails; one success closes it."""
+
+    def __init__(
+        self,
+        threshold: int = 3,
+        cooldown: float = 1.0,
+        max_cooldown: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.threshold = threshold
+        self.base_cooldown = cooldown
+        self.max_cooldown = max_cooldown
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._cooldown = cooldown
+        self._open_until: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            if self._open_until is None:
+                return "closed"
+            return "half-open" if self._clock() >= self._open_until else "open"
+
+    def allow(self) -> bool:
+        with self._lock:
+            if self._open_until is None:
+                return True
+            if self._clock() < self._open_until or self._probing:
+                return False
+            self._probing = True  # exactly one probe while half-open
+            return True
+
+    def success(self) -> None:
+        with self._lock:
+            self._failures = 0
+            self._open_until = None
+            self._probing = False
+            self._cooldown = self.base_cooldown
+
+    def failure(self) -> None:
+        with self._lock:
+            self._failures += 1
+            if self._probing:
+                self._cooldown = min(self._cooldown * 2, self.max_cooldown)
+            if self._probing or self._failures >= self.threshold:
+                self._open_until = self._clock() + self._cooldown
+            self._probing = False
+
+
+class RedisStore:
+    """The `Store` on redis-py: a standalone/replication-group client or a cluster client, created once."""
+
+    def __init__(self, client: Any, breaker: CircuitBreaker | None = None) -> None:
+        self.client = client
+        self.breaker = breaker or CircuitBreaker()
+        self._put = client.register_script(_PUT)
+        self._unlock = client.register_script(_UNLOCK)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, password: str | None = None) -> RedisStore:
+        return cls(make_client(settings, password))
+
+    def ping(self) -> bool:
+        """Open the connection early (Lambda's init phase is not billed the same way); False when down."""
+        try:
+            return bool(self._call(self.client.ping))
+        except StoreUnavailable:
+            return False
+
+    # -- the Store interface ---------------------------------------------------------------------------
+    def get(self, key: CacheKey) -> bytes | None:
+        value: bytes | None = self._call(lambda: self.client.get(key.entry))
+        return value
+
+    def put(self, key: CacheKey, value: bytes, ttl_seconds: float) -> None:
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        self._call(lambda: self._put(keys=[key.entry, key.index], args=[value, ttl_ms, key.variant]))
+
+    def try_lock(self, key: CacheKey, token: str, ttl_seconds: float) -> bool:
+        ttl_ms = max(1, int(ttl_seconds * 1000))
+        return bool(self._call(lambda: self.client.set(key.lock, token, nx=True, px=ttl_ms)))
+
+    def unlock(self, key: CacheKey, token: str) -> None:
+        self._call(lambda: self._unlock(keys=[key.lock], args=[token]))
+
+    def poll(self, key: CacheKey) -> Poll:
+        def run() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(key.entry)
+            pipe.get(key.lock)
+            pipe.get(key.outcome)
+            return list(pipe.execute())
+
+        entry, lock, outcome = self._call(run)
+        return Poll(entry, lock.decode() if isinstance(lock, bytes) else lock, outcome)
+
+    def set_outcome(self, key: CacheKey, value: bytes, ttl_seconds: float) -> None:
+        self._call(lambda: self.client.set(key.outcome, value, px=max(1, int(ttl_seconds * 1000))))
+
+    def delete_uri(self, uri: str, path: str) -> int:
+        """Delete every variant of one URI (RFC 9111 §4.4 invalidation, exact purges)."""
+        index = index_key(uri, path)
+
+        def run() -> int:
+            variants = [v.decode() if isinstance(v, bytes) else str(v) for v in self.client.smembers(index)]
+            keys = [f"{KEY_PREFIX}{{{uri}}}:e:{v}" for v in variants]
+            deleted = int(self.client.delete(*keys)) if keys else 0
+            self.client.delete(index)
+            return deleted
+
+        return self._call(run)
+
+    def purge(self, target: str, *, prefix: bool = False) -> int:
+        """Delete cached entries. `/p?q=1`: that exact URI; `/p`: the path with every query; prefix=True:
+        every path starting with `target`. Returns the number of entries deleted."""
+        if prefix:
+            return self._purge_matching(index_pattern(target, prefix=True))
+        path, query = split_target(target)
+        if "?" in target:
+            return self.delete_uri(uri_digest(canonical_target(path, query)), path)
+        return self._purge_matching(index_pattern(path, prefix=False))
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _purge_matching(self, pattern: str) -> int:
+        def scan() -> list[str]:
+            return [
+                k.decode() if isinstance(k, bytes) else str(k) for k in self.client.scan_iter(match=pattern, count=1000)
+            ]
+
+        deleted = 0
+        for index in _unique(self._call(scan)):
+            uri = index[index.index("{") + 1 : index.index("}")]
+            path = index[index.index("}:i:") + 4 :]
+            deleted += self.delete_uri(uri, path)
+        return deleted
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        if not self.breaker.allow():
+            raise StoreUnavailable("redis circuit breaker is open")
+        try:
+            result = operation()
+        except (redis.RedisError, OSError) as exc:
+            self.breaker.failure()
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+        self.breaker.success()
+        return result
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def make_client(settings: Settings, password: str | None = None) -> Any:
+    """One client per execution environment: short timeouts, no retries (the breaker handles failure)."""
+    options: dict[str, Any] = {
+        "socket_timeout": settings.redis_socket_timeout,
+        "socket_connect_timeout": settings.redis_socket_timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "health_check_interval": 30,
+    }
+    if password is not None:
+        options["password"] = password
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url, **options)
+    return redis.Redis.from_url(settings.redis_url, **options)
