@@ -46,7 +46,9 @@ def port_open(port: int, host: str = LOOPBACK, timeout: float = 0.2) -> bool:
     return False
 
 
-def wait_for_port(port: int, host: str = LOOPBACK, *, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    port: int, host: str = LOOPBACK, *, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Wait until something accepts connections on `port`; raise if `proc` dies first or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -79,13 +81,23 @@ def wait_for_http(url: str, *, timeout: float = 15.0, proc: subprocess.Popen[byt
     raise TimeoutError(f"{url} did not answer within {timeout:.0f} s (last: {last})")
 
 
-def start(argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None,
-          cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def start(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
     """Start a child in its own process group, so `stop` can end it and everything it started."""
     out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
     try:
         return subprocess.Popen(
-            list(argv), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            list(argv),
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     finally:
@@ -117,16 +129,35 @@ def start_redis_server(port: int, *, workdir: Path, extra: Sequence[str] = ()) -
     if binary is None:
         raise FileNotFoundError("redis-server is not installed (apt-get install -y redis-server)")
     workdir.mkdir(parents=True, exist_ok=True)
-    argv = [binary, "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
-            "--dir", str(workdir), *extra]
+    argv = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        LOOPBACK,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        *extra,
+    ]
     proc = start(argv, log=workdir / f"redis-{port}.log")
     wait_for_port(port, proc=proc)
     return proc
 
 
 @contextlib.contextmanager
-def running(argv: Sequence[str], *, port: int, env: dict[str, str] | None = None, log: Path | None = None,
-            health_url: str | None = None, timeout: float = 20.0) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    argv: Sequence[str],
+    *,
+    port: int,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    health_url: str | None = None,
+    timeout: float = 20.0,
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run a child until the block ends; wait for its port (or health URL) first."""
     proc = start(argv, env=env, log=log)
     try:
