@@ -17,12 +17,9 @@ from proxy.http import Headers, Response
 from proxy.keys import InvalidTarget
 from proxy.observability import RequestLog
 from proxy.secrets import read_auth_token
-from proxy.service import CacheStatus, CachingProxy, Outcome
+from proxy.service import API_GATEWAY_TIMEOUT_SECONDS, CacheStatus, CachingProxy, Outcome
 from proxy.store import RedisStore
 from proxy.upstream import Urllib3Upstream
-
-# API Gateway gives up after 29 s; without a Lambda context we assume the same.
-DEFAULT_BUDGET_SECONDS = 29.0
 
 
 @dataclass
@@ -59,7 +56,7 @@ def lambda_handler(event: object, context: Any = None) -> dict[str, Any]:
     app = get_app()
     request_id = str(getattr(context, "aws_request_id", "") or uuid.uuid4())
     remaining = getattr(context, "get_remaining_time_in_millis", None)
-    budget = remaining() / 1000 if callable(remaining) else DEFAULT_BUDGET_SECONDS
+    budget = remaining() / 1000 if callable(remaining) else API_GATEWAY_TIMEOUT_SECONDS
     version = "2.0" if isinstance(event, Mapping) and event.get("version") == "2.0" else "1.0"
     method = "-"
     try:

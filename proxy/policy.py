@@ -196,12 +196,14 @@ def stale_windows(cc: CacheControl, policy: Policy) -> tuple[float, float]:
 
 
 def corrected_initial_age(headers: Headers, request_time: float, response_time: float) -> float:
-    """RFC 9111 §4.2.3."""
-    date = parse_http_date(headers.get("date"))
-    apparent_age = max(0.0, response_time - date) if date is not None else 0.0
+    """RFC 9111 §4.2.3 corrected_age_value: the upstream's Age plus the response delay.
+
+    Deliberate deviation: the apparent age (our clock minus the origin's Date) is not counted. Between an origin
+    and this proxy it measures clock skew, not caching, and one origin with a slow clock would make every answer
+    stale on arrival. Varnish and nginx make the same choice. Expires is still read relative to Date (§4.2.1).
+    """
     response_delay = max(0.0, response_time - request_time)
-    corrected_age_value = parse_age(headers.get("age")) + response_delay
-    return max(apparent_age, corrected_age_value)
+    return parse_age(headers.get("age")) + response_delay
 
 
 def redis_ttl(entry: Entry, policy: Policy) -> float:

@@ -27,7 +27,8 @@ from proxy.upstream import Upstream, UpstreamError
 
 LOCK_MARGIN_SECONDS = 1.0  # the lock outlives the upstream timeout by this much
 OUTCOME_TTL_SECONDS = 2.0  # how long a failed fetch's outcome is visible to the invocations waiting for it
-DEADLINE_MARGIN_SECONDS = 0.25  # time kept back from the Lambda deadline to build and return the answer
+DEADLINE_MARGIN_SECONDS = 0.25
+API_GATEWAY_TIMEOUT_SECONDS = 29.0  # the longest any caller waits for us  # time kept back from the Lambda deadline to build and return the answer
 POLL_FIRST_SECONDS = 0.01
 POLL_MAX_SECONDS = 0.1
 MAX_POLLS = 2000
@@ -86,7 +87,7 @@ class CachingProxy:
     def handle(self, request: Request, request_id: str, deadline: float | None = None) -> Outcome:
         """Answer `request`; `deadline` is a monotonic time by which the answer must be ready (Lambda's)."""
         if deadline is None:
-            deadline = self._monotonic() + self.settings.upstream_timeout + 2 * DEADLINE_MARGIN_SECONDS
+            deadline = self._monotonic() + API_GATEWAY_TIMEOUT_SECONDS
         call = _Call(self, request, request_id, deadline)
         return call.run()
 
@@ -179,7 +180,9 @@ class _Call:
         """Another invocation is fetching this key: wait for its entry instead of calling the upstream."""
         assert self.key is not None
         started_wall = self.p._clock()
-        limit = min(self.p._monotonic() + self._lock_ttl(), self.deadline - DEADLINE_MARGIN_SECONDS)
+        # Wait no longer than the lock can live, and leave time to fetch ourselves if the holder never delivers.
+        own_fetch = self.p.settings.upstream_timeout + DEADLINE_MARGIN_SECONDS
+        limit = min(self.p._monotonic() + self._lock_ttl(), self.deadline - own_fetch)
         interval = POLL_FIRST_SECONDS
         previous = decision.entry.response_time if decision.entry is not None else -math.inf
         for _ in range(MAX_POLLS):

@@ -62,10 +62,10 @@ class Urllib3Upstream:
                 preload_content=False,
                 decode_content=False,
             )
+        except NewConnectionError as exc:  # a subclass of ConnectTimeoutError in urllib3: check it first
+            raise UpstreamError("connect", f"upstream connection failed: {_reason(exc)}") from exc
         except (ConnectTimeoutError, ReadTimeoutError, TimeoutError) as exc:
             raise UpstreamError("timeout", f"upstream timed out after {timeout:g} s") from exc
-        except NewConnectionError as exc:
-            raise UpstreamError("connect", f"upstream connection failed: {_reason(exc)}") from exc
         except (ProtocolError, HTTPError, OSError) as exc:
             if _is_timeout(exc):
                 raise UpstreamError("timeout", f"upstream timed out after {timeout:g} s") from exc

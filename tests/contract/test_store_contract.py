@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import fakeredis
 import pytest
+import redis
 
 from proxy.http import Headers
 from proxy.keys import CacheKey, key_for, split_target
@@ -16,6 +17,7 @@ from tests.conftest import RedisServer
 
 @pytest.fixture(params=["fakeredis", "redis-server"])
 def store(request: pytest.FixtureRequest) -> Iterator[RedisStore]:
+    client: redis.Redis
     if request.param == "fakeredis":
         client = fakeredis.FakeRedis()
     else:
@@ -28,7 +30,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[RedisStore]:
 def k(target: str, **headers: str) -> CacheKey:
     path, query = split_target(target)
     keyed = tuple(sorted(headers)) if headers else ()
-    return key_for(path, query, Headers([(n, v) for n, v in headers.items()]), keyed)
+    return key_for(path, query, Headers(list(headers.items())), keyed)
 
 
 def test_get_of_a_missing_key_is_none(store: RedisStore) -> None:
@@ -91,7 +93,9 @@ def test_delete_uri_removes_every_variant_of_one_uri_only(store: RedisStore) -> 
     for key in (de, fr, other):
         store.put(key, b"v", 60)
     assert store.delete_uri(de.uri, de.path) == 2
-    assert store.get(de) is None and store.get(fr) is None and store.get(other) == b"v"
+    assert store.get(de) is None
+    assert store.get(fr) is None
+    assert store.get(other) == b"v"
 
 
 def test_purge_exact_uri_path_and_prefix(store: RedisStore) -> None:
@@ -104,7 +108,8 @@ def test_purge_exact_uri_path_and_prefix(store: RedisStore) -> None:
     assert store.purge("/items/1") == 2  # the path, with every query
     assert store.get(k("/items/10")) is not None
     assert store.purge("/items/", prefix=True) == 2  # /items/10 and /items/2
-    assert store.get(k("/items")) is not None and store.get(k("/other")) is not None
+    assert store.get(k("/items")) is not None
+    assert store.get(k("/other")) is not None
     assert store.purge("/nothing/", prefix=True) == 0
 
 

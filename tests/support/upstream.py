@@ -5,6 +5,8 @@ Each route answers what the test put in `routes`; every request received is reco
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +34,7 @@ class Origin:
         self.routes: dict[str, Callable[[Seen], Reply] | Reply] = {}
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
         origin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,6 +42,16 @@ class Origin:
 
             def log_message(self, format: str, *args: object) -> None:
                 return
+
+            def setup(self) -> None:
+                super().setup()
+                with origin._lock:
+                    origin._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with origin._lock:
+                    origin._connections.discard(self.connection)
+                super().finish()
 
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -73,5 +86,10 @@ class Origin:
             return sum(1 for s in self.seen if path is None or s.target.split("?")[0] == path)
 
     def close(self) -> None:
+        """Stop listening and cut the kept-alive connections too: from now on, connections are refused."""
         self.server.shutdown()
         self.server.server_close()
+        with self._lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)

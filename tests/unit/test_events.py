@@ -38,10 +38,19 @@ def test_function_url_sample_event() -> None:
 def test_built_events_have_the_shape_of_the_real_ones(fmt: str) -> None:
     sample = load_event({"rest": "rest_get.json", "http": "http_api_get.json", "url": "function_url_get.json"}[fmt])
     built = build_event("GET", "/a?x=1&x=2", [("Accept", "a")], event_format=fmt)
-    essential = {"httpMethod", "path", "headers", "multiValueHeaders", "queryStringParameters", "requestContext", "body"}
+    essential = {
+        "httpMethod",
+        "path",
+        "headers",
+        "multiValueHeaders",
+        "queryStringParameters",
+        "requestContext",
+        "body",
+    }
     if fmt != "rest":
         essential = {"version", "rawPath", "rawQueryString", "headers", "requestContext", "isBase64Encoded"}
-    assert essential <= set(sample) and essential <= set(built)
+    assert essential <= set(sample)
+    assert essential <= set(built)
     assert parse_event(built).request.query == (("x", "1"), ("x", "2"))
 
 
@@ -71,7 +80,8 @@ def test_malformed_events_are_refused_with_a_4xx(event: Any) -> None:
 def test_binary_bodies_are_base64_and_text_is_not() -> None:
     png = Response(200, Headers([("content-type", "image/png")]), b"\x89PNG\r\n\x1a\n\x00")
     result = render(png, "1.0")
-    assert result["isBase64Encoded"] and base64.b64decode(result["body"]) == png.body
+    assert result["isBase64Encoded"]
+    assert base64.b64decode(result["body"]) == png.body
     text = render(Response(200, Headers([("content-type", "application/json")]), b'{"a":1}'), "1.0")
     assert text == {
         "statusCode": 200,
@@ -85,4 +95,5 @@ def test_binary_bodies_are_base64_and_text_is_not() -> None:
 def test_v2_results_put_set_cookie_in_cookies() -> None:
     response = Response(200, Headers([("set-cookie", "a=1"), ("set-cookie", "b=2"), ("vary", "x"), ("vary", "y")]))
     result = render(response, "2.0")
-    assert result["cookies"] == ["a=1", "b=2"] and result["headers"] == {"vary": "x, y"}
+    assert result["cookies"] == ["a=1", "b=2"]
+    assert result["headers"] == {"vary": "x, y"}

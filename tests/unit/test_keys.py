@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from proxy.http import Headers
-from proxy.keys import InvalidTarget, canonical_target, index_pattern, key_for, normalize_path, normalize_query, split_target
+from proxy.keys import (
+    InvalidTarget,
+    canonical_target,
+    index_pattern,
+    key_for,
+    normalize_path,
+    normalize_query,
+    split_target,
+)
 
 
 def key(target: str, headers: list[tuple[str, str]] | None = None, keyed: tuple[str, ...] = ()) -> str:
@@ -58,7 +66,8 @@ def test_the_key_is_the_upstream_request() -> None:
 
 def test_crlf_cannot_survive_into_the_target() -> None:
     path, query = split_target("/x%0d%0aSet-Cookie:%20a=1?h=%0d%0a")
-    assert "\r" not in canonical_target(path, query) and "\n" not in canonical_target(path, query)
+    assert "\r" not in canonical_target(path, query)
+    assert "\n" not in canonical_target(path, query)
 
 
 def test_keys_are_bounded_in_length() -> None:

@@ -15,7 +15,8 @@ class TestCacheControl:
     def test_directives_are_case_insensitive_and_arguments_may_be_quoted(self) -> None:  # RFC 9111 §5.2
         cc = CacheControl.parse('Max-Age=60, no-cache="set-cookie", PUBLIC, ext="a, b"')
         assert cc.seconds("max-age") == 60
-        assert cc.has("no-cache") and cc.has("public")
+        assert cc.has("no-cache")
+        assert cc.has("public")
         assert cc.directives["ext"] == "a, b"
 
     def test_first_occurrence_wins(self) -> None:  # RFC 9111 §4.2.1
@@ -30,7 +31,9 @@ class TestCacheControl:
         assert parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT") == 784111777
         assert parse_http_date("not a date") is None
         assert parse_http_date("0") is None
-        assert parse_age("17") == 17 and parse_age("-3") == 0 and parse_age("x") == 0
+        assert parse_age("17") == 17
+        assert parse_age("-3") == 0
+        assert parse_age("x") == 0
 
 
 class TestSettings:
@@ -81,12 +84,14 @@ class TestCircuitBreaker:
             breaker.failure()
         assert breaker.allow()  # two failures: still closed
         breaker.failure()
-        assert breaker.state == "open" and not breaker.allow()
+        assert breaker.state == "open"
+        assert not breaker.allow()
         now[0] = 1.0
         assert breaker.allow()  # the one probe
         assert not breaker.allow()  # nobody else while it runs
         breaker.success()
-        assert breaker.state == "closed" and breaker.allow()
+        assert breaker.state == "closed"
+        assert breaker.allow()
 
     def test_a_failed_probe_doubles_the_cooldown(self) -> None:
         now = [0.0]

@@ -9,6 +9,7 @@ import pytest
 
 from proxy import policy
 from proxy.config import Policy
+from proxy.entry import Entry
 from proxy.http import Headers
 
 NOW = 1_700_000_000.0
@@ -16,8 +17,14 @@ POLICY = Policy(default_ttl=300, stale_while_revalidate=30, stale_if_error=600, 
 DATE = "Tue, 14 Nov 2023 22:13:20 GMT"  # == NOW
 
 
-def plan(headers: list[tuple[str, str]], *, status: int = 200, body: bytes = b"x", request: list[tuple[str, str]] | None = None,
-         pol: Policy = POLICY) -> policy.StorePlan:
+def plan(
+    headers: list[tuple[str, str]],
+    *,
+    status: int = 200,
+    body: bytes = b"x",
+    request: list[tuple[str, str]] | None = None,
+    pol: Policy = POLICY,
+) -> policy.StorePlan:
     return policy.plan_store(
         request_headers=Headers(request or []),
         status=status,
@@ -29,7 +36,7 @@ def plan(headers: list[tuple[str, str]], *, status: int = 200, body: bytes = b"x
     )
 
 
-def entry(headers: list[tuple[str, str]], **kwargs: object) -> policy.Entry:
+def entry(headers: list[tuple[str, str]], **kwargs: object) -> Entry:
     result = plan(headers, **kwargs)  # type: ignore[arg-type]
     assert result.entry is not None, result.reason
     return result.entry
@@ -80,7 +87,7 @@ class TestStorability:
     def test_other_statuses_and_every_5xx_are_not(self, status: int) -> None:  # RFC 9111 §3
         assert not plan([("Cache-Control", "max-age=60")], status=status).store
 
-    @pytest.mark.parametrize("directive", ["no-store", "private", "private=\"x\"", "No-Store"])
+    @pytest.mark.parametrize("directive", ["no-store", "private", 'private="x"', "No-Store"])
     def test_no_store_and_private_are_not_stored_by_a_shared_cache(self, directive: str) -> None:  # §5.2.2.5, §5.2.2.7
         assert not plan([("Cache-Control", f"max-age=60, {directive}")]).store
 
@@ -107,7 +114,8 @@ class TestStorability:
 
     def test_no_cache_is_stored_but_never_fresh(self) -> None:  # RFC 9111 §5.2.2.4
         e = entry([("Cache-Control", "no-cache, max-age=60"), ("ETag", '"a"')])
-        assert e.revalidate_always and not policy.is_fresh(e, NOW)
+        assert e.revalidate_always
+        assert not policy.is_fresh(e, NOW)
 
     def test_hop_by_hop_and_per_response_headers_are_not_stored(self) -> None:  # RFC 9110 §7.6.1, RFC 9111 §3.1
         e = entry([("Connection", "x-trace"), ("X-Trace", "1"), ("Keep-Alive", "5"), ("Age", "3"), ("ETag", '"v"')])
@@ -139,19 +147,23 @@ class TestLookup:
         assert policy.lookup("POST", Headers(), None, NOW).action is policy.Action.PASS
         assert policy.lookup("HEAD", Headers(), None, NOW).action is policy.Action.FETCH
 
-    @pytest.mark.parametrize(("method", "invalidates"), [("POST", True), ("PUT", True), ("DELETE", True), ("OPTIONS", False)])
+    @pytest.mark.parametrize(
+        ("method", "invalidates"), [("POST", True), ("PUT", True), ("DELETE", True), ("OPTIONS", False)]
+    )
     def test_unsafe_methods_invalidate(self, method: str, invalidates: bool) -> None:  # RFC 9111 §4.4
         assert policy.lookup(method, Headers(), None, NOW).invalidate is invalidates
 
     def test_fresh_entry_is_served(self) -> None:  # RFC 9111 §4.2
         e = entry([("Cache-Control", "max-age=60")])
         decision = policy.lookup("GET", Headers(), e, NOW + 59)
-        assert decision.action is policy.Action.SERVE and decision.age == 59
+        assert decision.action is policy.Action.SERVE
+        assert decision.age == 59
 
     def test_stale_entry_within_swr_is_refreshed_with_stale_allowed(self) -> None:  # RFC 5861 §3
         e = entry([("Cache-Control", "max-age=60, stale-while-revalidate=10"), ("ETag", '"v1"')])
         decision = policy.lookup("GET", Headers(), e, NOW + 65)
-        assert decision.action is policy.Action.FETCH and decision.stale_while_revalidate
+        assert decision.action is policy.Action.FETCH
+        assert decision.stale_while_revalidate
         assert decision.conditional == (("if-none-match", '"v1"'),)  # RFC 9111 §4.3.1
         assert not policy.lookup("GET", Headers(), e, NOW + 71).stale_while_revalidate
 
@@ -162,7 +174,8 @@ class TestLookup:
     def test_client_no_cache_forces_revalidation(self) -> None:  # RFC 9111 §5.2.1.4
         e = entry([("Cache-Control", "max-age=60")])
         decision = policy.lookup("GET", Headers([("Cache-Control", "no-cache")]), e, NOW + 1)
-        assert decision.action is policy.Action.FETCH and decision.reason == "request"
+        assert decision.action is policy.Action.FETCH
+        assert decision.reason == "request"
 
     def test_pragma_no_cache_counts_only_without_cache_control(self) -> None:  # RFC 9111 §5.4
         e = entry([("Cache-Control", "max-age=60")])
@@ -172,7 +185,9 @@ class TestLookup:
 
     def test_client_max_age(self) -> None:  # RFC 9111 §5.2.1.1
         e = entry([("Cache-Control", "max-age=60")])
-        assert policy.lookup("GET", Headers([("Cache-Control", "max-age=5")]), e, NOW + 10).action is policy.Action.FETCH
+        assert (
+            policy.lookup("GET", Headers([("Cache-Control", "max-age=5")]), e, NOW + 10).action is policy.Action.FETCH
+        )
 
     def test_client_no_store_still_reads_but_never_writes(self) -> None:  # RFC 9111 §5.2.1.5
         assert not policy.lookup("GET", Headers([("Cache-Control", "no-store")]), None, NOW).store
@@ -191,7 +206,8 @@ class TestStaleness:
     @pytest.mark.parametrize("directive", ["must-revalidate", "proxy-revalidate", "no-cache"])
     def test_revalidate_directives_forbid_stale_answers(self, directive: str) -> None:  # RFC 9111 §4.2.4, §5.2.2.2
         e = entry([("Cache-Control", f"max-age=60, {directive}")])
-        assert e.stale_while_revalidate == 0 and not policy.may_serve_stale_on_error(e, NOW + 61)
+        assert e.stale_while_revalidate == 0
+        assert not policy.may_serve_stale_on_error(e, NOW + 61)
 
     def test_s_maxage_implies_proxy_revalidate_unless_stale_is_explicit(self) -> None:  # §5.2.2.10, RFC 5861
         assert entry([("Cache-Control", "s-maxage=60")]).stale_if_error == 0
@@ -205,7 +221,9 @@ class TestStaleness:
 class TestRevalidation:
     def test_304_freshens_headers_and_keeps_the_body(self) -> None:  # RFC 9111 §4.3.4
         old = entry([("Cache-Control", "max-age=60"), ("ETag", '"v1"'), ("X-Kept", "yes")], body=b"body")
-        renewed = policy.freshen(old, Headers([("Cache-Control", "max-age=120"), ("ETag", '"v1"')]), NOW + 100, NOW + 100, POLICY)
+        renewed = policy.freshen(
+            old, Headers([("Cache-Control", "max-age=120"), ("ETag", '"v1"')]), NOW + 100, NOW + 100, POLICY
+        )
         assert renewed.entry is not None
         assert renewed.entry.body == b"body"
         assert renewed.entry.lifetime == 120
