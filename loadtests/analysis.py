@@ -1,0 +1,404 @@
+"""The measurement model behind summary.json: latency histograms keyed by labels, plus a per-second timeline.
+
+Pure Python, no Locust import: Locust monkey-patches the process with gevent as soon as it is imported, and this
+module is also used by `cachelab load`, the tests and the notebooks.
+
+Every request a scenario makes becomes one `Sample`. Samples are aggregated in a `Measurements` object: a
+log-bucketed latency histogram (1 % relative precision) per distinct label tuple, a count per (second, phase,
+target, cache status, available) and the set of distinct resources per group. Measurements merge exactly (counts
+add up), which is how the per-process recordings of a distributed run are combined on the Locust master.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+# Cache statuses the proxy sends in X-Cache, in report order.
+CACHE_STATUSES: tuple[str, ...] = ("HIT", "MISS", "STALE", "BYPASS")
+# A response without an X-Cache header (e.g. a direct upstream call, or an error page of API Gateway itself).
+NONE = "NONE"
+# No HTTP response at all: timeout, refused or reset connection.
+NO_RESPONSE = "ERROR"
+# An X-Cache value this kit does not know (kept bounded so labels cannot explode).
+OTHER = "OTHER"
+
+# Request outcomes. A 5xx is recorded as "http_<status>", a 4xx likewise; "ok" is any status below 400.
+OK = "ok"
+TIMEOUT = "timeout"
+CONNECTION = "connection"
+OTHER_ERROR = "other"
+
+TARGET_PROXY = "proxy"
+TARGET_UPSTREAM = "upstream"
+
+PERCENTILES: tuple[tuple[str, float], ...] = (("p50_ms", 0.50), ("p95_ms", 0.95), ("p99_ms", 0.99))
+
+
+def cache_status(x_cache: str | None) -> str:
+    """The cache status of a response from its X-Cache header ("HIT from ..." style values are accepted)."""
+    if x_cache is None:
+        return NONE
+    words = x_cache.strip().split()
+    if not words:
+        return NONE
+    word = words[0].upper()
+    return word if word in CACHE_STATUSES else OTHER
+
+
+class CacheStatusInfo(NamedTuple):
+    """What an RFC 9211 Cache-Status header says about forwarding: `fwd` ("" when not forwarded) and
+    whether the request was collapsed into another one (so it cost no upstream request of its own)."""
+
+    fwd: str
+    collapsed: bool
+
+
+def parse_cache_status(header: str | None) -> CacheStatusInfo:
+    """Read `fwd=` and `collapsed` from the last (closest to the client) cache's entry of a Cache-Status header."""
+    if not header:
+        return CacheStatusInfo("", False)
+    entry = header.split(",")[-1]
+    fwd = ""
+    collapsed = False
+    for param in entry.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        name = name.strip().lower()
+        if name == "fwd":
+            fwd = value.strip().strip('"').lower()
+        elif name == "collapsed":
+            collapsed = value.strip() in ("", "?1")
+    return CacheStatusInfo(fwd, collapsed)
+
+
+def http_outcome(status: int) -> str:
+    """The outcome label of an HTTP answer."""
+    return OK if status < 400 else f"http_{status}"
+
+
+def outcome_status(outcome: str) -> int | None:
+    """The HTTP status of an "http_<status>" outcome, else None."""
+    if outcome.startswith("http_"):
+        return int(outcome[5:])
+    return None
+
+
+def is_available(outcome: str) -> bool:
+    """Answered without a 5xx and without a transport error (a 4xx is an answer)."""
+    status = outcome_status(outcome)
+    if status is not None:
+        return status < 500
+    return outcome == OK
+
+
+def is_failure(outcome: str) -> bool:
+    """What Locust counts as a failure: any status >= 400 or a transport error."""
+    return outcome != OK
+
+
+def is_answered(outcome: str) -> bool:
+    """An HTTP response arrived (any status)."""
+    return outcome == OK or outcome.startswith("http_")
+
+
+class Histogram:
+    """A log-bucketed latency histogram: every value is kept within 1 % of its true value; merges are exact."""
+
+    GROWTH = 1.01
+    MIN_MS = 0.001
+    _LOG_GROWTH = math.log(GROWTH)
+
+    __slots__ = ("buckets", "count", "max_ms", "min_ms", "total_ms")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+        self.count = 0
+        self.total_ms = 0.0
+        self.min_ms = math.inf
+        self.max_ms = 0.0
+
+    @classmethod
+    def bucket_of(cls, ms: float) -> int:
+        if ms <= cls.MIN_MS:
+            return 0
+        return int(math.log(ms / cls.MIN_MS) / cls._LOG_GROWTH)
+
+    @classmethod
+    def value_of(cls, bucket: int) -> float:
+        """The bucket's representative value: the geometric middle of its bounds."""
+        if bucket == 0:
+            return cls.MIN_MS
+        return float(cls.MIN_MS * math.exp(cls._LOG_GROWTH * (bucket + 0.5)))
+
+    def add(self, ms: float, count: int = 1) -> None:
+        ms = max(0.0, float(ms))
+        bucket = self.bucket_of(ms)
+        self.buckets[bucket] = self.buckets.get(bucket, 0) + count
+        self.count += count
+        self.total_ms += ms * count
+        self.min_ms = min(self.min_ms, ms)
+        self.max_ms = max(self.max_ms, ms)
+
+    def merge(self, other: Histogram) -> None:
+        for bucket, count in other.buckets.items():
+            self.buckets[bucket] = self.buckets.get(bucket, 0) + count
+        self.count += other.count
+        self.total_ms += other.total_ms
+        self.min_ms = min(self.min_ms, other.min_ms)
+        self.max_ms = max(self.max_ms, other.max_ms)
+
+    def percentile(self, q: float) -> float | None:
+        """The nearest-rank q-quantile (0 < q <= 1), clamped to the exact min and max; None when empty."""
+        if self.count == 0:
+            return None
+        rank = max(1, math.ceil(q * self.count))
+        seen = 0
+        for bucket in sorted(self.buckets):
+            seen += self.buckets[bucket]
+            if seen >= rank:
+                return min(max(self.value_of(bucket), self.min_ms), self.max_ms)
+        return self.max_ms
+
+    @property
+    def mean(self) -> float | None:
+        return self.total_ms / self.count if self.count else None
+
+    def to_wire(self) -> list[Any]:
+        return [
+            self.count,
+            self.total_ms,
+            self.min_ms if self.count else 0.0,
+            self.max_ms,
+            [[b, c] for b, c in self.buckets.items()],
+        ]
+
+    @classmethod
+    def from_wire(cls, data: list[Any]) -> Histogram:
+        hist = cls()
+        hist.count = int(data[0])
+        hist.total_ms = float(data[1])
+        hist.min_ms = float(data[2]) if hist.count else math.inf
+        hist.max_ms = float(data[3])
+        hist.buckets = {int(b): int(c) for b, c in data[4]}
+        return hist
+
+
+class SampleKey(NamedTuple):
+    phase: str
+    target: str  # "proxy" or "upstream" (direct calls of the compare scenario)
+    group: str  # scenario-specific cohort ("" when unused): ordered/shuffled, warm/cold, ...
+    cache: str  # HIT | MISS | STALE | BYPASS | NONE | ERROR | OTHER
+    outcome: str  # ok | http_<status> | timeout | connection | other
+    fwd: str  # Cache-Status fwd= value, "" when the proxy did not forward
+    collapsed: bool  # Cache-Status says the request was collapsed into another one
+
+
+class TimelineKey(NamedTuple):
+    second: int  # unix second in which the response completed
+    phase: str
+    target: str
+    cache: str
+    available: bool
+
+
+@dataclass(frozen=True)
+class Sample:
+    end: float  # unix time the response completed (or failed)
+    ms: float
+    key: SampleKey
+    resource: str | None = None  # a stable id of the requested resource, for distinct-key counts
+
+
+@dataclass
+class Measurements:
+    hist: dict[SampleKey, Histogram] = field(default_factory=dict)
+    timeline: dict[TimelineKey, int] = field(default_factory=dict)
+    resources: dict[str, set[str]] = field(default_factory=dict)
+
+    def add(self, sample: Sample) -> None:
+        key = sample.key
+        hist = self.hist.get(key)
+        if hist is None:
+            hist = self.hist[key] = Histogram()
+        hist.add(sample.ms)
+        tkey = TimelineKey(int(sample.end), key.phase, key.target, key.cache, is_available(key.outcome))
+        self.timeline[tkey] = self.timeline.get(tkey, 0) + 1
+        if sample.resource is not None:
+            self.resources.setdefault(key.group, set()).add(sample.resource)
+
+    def merge(self, other: Measurements) -> None:
+        for key, hist in other.hist.items():
+            mine = self.hist.get(key)
+            if mine is None:
+                mine = self.hist[key] = Histogram()
+            mine.merge(hist)
+        for tkey, count in other.timeline.items():
+            self.timeline[tkey] = self.timeline.get(tkey, 0) + count
+        for group, ids in other.resources.items():
+            self.resources.setdefault(group, set()).update(ids)
+
+    @property
+    def requests(self) -> int:
+        return sum(h.count for h in self.hist.values())
+
+    def empty(self) -> bool:
+        return not self.hist
+
+    def to_wire(self) -> dict[str, Any]:
+        """A msgpack/JSON-friendly form (lists only, no tuple keys)."""
+        return {
+            "hist": [[list(k), h.to_wire()] for k, h in self.hist.items()],
+            "timeline": [[list(k), c] for k, c in self.timeline.items()],
+            "resources": {g: sorted(ids) for g, ids in self.resources.items()},
+        }
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> Measurements:
+        m = cls()
+        for key, hist in data.get("hist", []):
+            m.hist[
+                SampleKey(str(key[0]), str(key[1]), str(key[2]), str(key[3]), str(key[4]), str(key[5]), bool(key[6]))
+            ] = Histogram.from_wire(hist)
+        for key, count in data.get("timeline", []):
+            tkey = TimelineKey(int(key[0]), str(key[1]), str(key[2]), str(key[3]), bool(key[4]))
+            m.timeline[tkey] = m.timeline.get(tkey, 0) + int(count)
+        for group, ids in data.get("resources", {}).items():
+            m.resources[str(group)] = {str(i) for i in ids}
+        return m
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return None if den == 0 else round(num / den, 6)
+
+
+def latency_figures(hist: Histogram) -> dict[str, Any]:
+    out: dict[str, Any] = {"count": hist.count}
+    for name, q in PERCENTILES:
+        out[name] = _ms(hist.percentile(q))
+    return out
+
+
+def selects(key: SampleKey, phase: str | None, group: str | None, target: str | None) -> bool:
+    return (
+        (phase is None or key.phase == phase)
+        and (group is None or key.group == group)
+        and (target is None or key.target == target)
+    )
+
+
+def figures(
+    m: Measurements, *, phase: str | None = None, group: str | None = None, target: str | None = None
+) -> dict[str, Any]:
+    """The headline figures of the samples of one phase / group / target (None: any).
+
+    Ratios are None when their denominator is zero; percentiles are None for an empty status.
+    """
+    keys = [k for k in m.hist if selects(k, phase, group, target)]
+    total = Histogram()
+    by_cache: dict[str, Histogram] = {s: Histogram() for s in CACHE_STATUSES}
+    requests = failures = available = 0
+    proxy_answered = hits = stale = 0
+    revalidations = forwarded = collapsed = 0
+    errors_by_status: dict[str, int] = {}
+    errors = {TIMEOUT: 0, CONNECTION: 0, OTHER_ERROR: 0}
+    for key in keys:
+        hist = m.hist[key]
+        n = hist.count
+        requests += n
+        total.merge(hist)
+        by_cache.setdefault(key.cache, Histogram()).merge(hist)
+        if is_failure(key.outcome):
+            failures += n
+        if is_available(key.outcome):
+            available += n
+        status = outcome_status(key.outcome)
+        if status is not None and status >= 500:
+            errors_by_status[str(status)] = errors_by_status.get(str(status), 0) + n
+        elif key.outcome in errors:
+            errors[key.outcome] += n
+        if key.target == TARGET_PROXY:
+            if is_answered(key.outcome):
+                proxy_answered += n
+                if key.cache == "HIT":
+                    hits += n
+                elif key.cache == "STALE":
+                    stale += n
+            if key.cache == "HIT" and key.fwd == "stale":
+                revalidations += n
+            if key.fwd and not key.collapsed:
+                forwarded += n
+            if key.collapsed:
+                collapsed += n
+    by_status_out = {
+        name: latency_figures(hist) for name, hist in by_cache.items() if name in CACHE_STATUSES or hist.count
+    }
+    latency = latency_figures(total)
+    latency.pop("count")
+    latency["mean_ms"] = _ms(total.mean)
+    latency["max_ms"] = _ms(total.max_ms if total.count else None)
+    miss = by_cache["MISS"].count
+    bypass = by_cache["BYPASS"].count
+    return {
+        "requests": requests,
+        "failures": failures,
+        "answered": proxy_answered,
+        "hit_ratio": _ratio(hits, proxy_answered),
+        "cache_served_ratio": _ratio(hits + stale, proxy_answered),
+        "availability": _ratio(available, requests),
+        "by_cache_status": by_status_out,
+        "latency": latency,
+        "errors": {
+            "total": sum(errors_by_status.values()) + sum(errors.values()),
+            "by_status": dict(sorted(errors_by_status.items())),
+            **errors,
+        },
+        "revalidations": revalidations,
+        "forwarded": forwarded,
+        "collapsed": collapsed,
+        # What the proxy must have asked the upstream for, by X-Cache: each MISS and BYPASS, plus each
+        # synchronous revalidation (a HIT whose Cache-Status says fwd=stale).
+        "expected_upstream_requests": miss + bypass + revalidations,
+    }
+
+
+def quantile_exact(values: Iterable[float], q: float) -> float | None:
+    """Nearest-rank quantile of raw values (the reference the histogram is tested against)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True)
+class Burst:
+    start: float  # unix time of the first observation that saw the counter grow
+    end: float
+    requests: int
+
+
+def bursts(trace: Iterable[tuple[float, int]], gap_s: float) -> list[Burst]:
+    """Group the growth of a monotonic counter (polled as (time, value) pairs) into bursts.
+
+    Growth observed within `gap_s` of the previous growth belongs to the same burst. Used by the stampede
+    scenario: each burst of upstream requests for the hot key is one expiry of its cache entry.
+    """
+    out: list[Burst] = []
+    previous: tuple[float, int] | None = None
+    for t, value in trace:
+        if previous is not None and value > previous[1]:
+            delta = value - previous[1]
+            if out and t - out[-1].end <= gap_s:
+                last = out[-1]
+                out[-1] = Burst(last.start, t, last.requests + delta)
+            else:
+                out.append(Burst(t, t, delta))
+        # A drop means the counter was reset (stub /__admin/reset): growth is measured from the new value.
+        previous = (t, value)
+    return out

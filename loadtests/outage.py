@@ -1,0 +1,123 @@
+"""outage: warm-up, then an upstream outage driven through the stub's admin API, then recovery.
+
+    locust -f loadtests/outage.py --host http://127.0.0.1:3000 --headless -u 20 -r 20 -t 60s \\
+        --stub-admin http://127.0.0.1:8081 --outage-mode error --phases warmup=0.3,outage=0.4,recovery=0.3
+
+When the outage phase starts, the master (only) sends POST /__admin/faults {"mode": MODE} to the stub; when
+recovery starts it sends {"mode": "up"} (and again at the end of the run, whatever happened). Requests are grouped
+by whether this Locust process had already received a 2xx/3xx for their key ("warm-key") or not ("cold-key"): a
+cache can only keep warm keys available while the upstream is down.
+
+Knobs: --outage-mode CACHELAB_OUTAGE_MODE (error | timeout | reset), --phases CACHELAB_PHASES (shares of the run
+time, or fixed durations such as warmup=10s,outage=20s,recovery=10s), and the steady knobs (--keys, --zipf-s,
+--rate, --path-template, --direct-share). Without --run-time the run lasts --duration (default 60s).
+Debug one user in-process: `python loadtests/outage.py --host URL`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locust import events
+from locust.argument_parser import LocustArgumentParser
+from locust.env import Environment
+
+from loadtests.common import (
+    DEFAULT_DURATION,
+    PROC,
+    Controller,
+    RunShape,
+    Scenario,
+    ZipfUser,
+    install,
+    on,
+    options,
+    run_seconds,
+)
+from loadtests.workload import PhaseSpec, parse_duration, plan_phases
+
+PHASES = ("warmup", "outage", "recovery")
+MODES = ("error", "timeout", "reset")
+WARM = "warm-key"
+COLD = "cold-key"
+
+
+@on(events.init_command_line_parser)
+def _arguments(parser: LocustArgumentParser) -> None:
+    parser.add_argument(
+        "--outage-mode",
+        env_var="CACHELAB_OUTAGE_MODE",
+        default="error",
+        help="how the upstream fails during the outage phase: error | timeout | reset",
+    )
+    parser.add_argument(
+        "--phases",
+        env_var="CACHELAB_PHASES",
+        default="warmup=0.3,outage=0.4,recovery=0.3",
+        metavar="SPEC",
+        help="phase lengths: shares of the run time, or durations (warmup=10s,outage=20s,recovery=10s)",
+    )
+
+
+def _plan(env: Environment, seconds: float | None) -> list[PhaseSpec]:
+    total = seconds if seconds else parse_duration(DEFAULT_DURATION)
+    return plan_phases(str(options(env).phases), total, PHASES)
+
+
+def _validate(env: Environment) -> list[str]:
+    opts = options(env)
+    problems: list[str] = []
+    if opts.outage_mode not in MODES:
+        problems.append(f"--outage-mode must be one of {', '.join(MODES)} (got {opts.outage_mode!r})")
+    try:
+        _plan(env, run_seconds(env))
+    except ValueError as exc:
+        problems.append(f"--phases: {exc}")
+    if not opts.stub_admin:
+        problems.append("the outage scenario drives the stub's admin API: give --stub-admin URL (CACHELAB_STUB_ADMIN)")
+    return problems
+
+
+def _on_phase(controller: Controller, old: str, new: str) -> None:
+    assert controller.stub is not None
+    if new == "outage":
+        controller.stub.faults({"mode": options(controller.env).outage_mode})
+    elif old == "outage":
+        controller.stub.faults({"mode": "up"})
+
+
+def _on_stop(controller: Controller) -> None:
+    assert controller.stub is not None
+    controller.stub.faults({"mode": "up"})
+
+
+def _settings(env: Environment) -> dict[str, Any]:
+    return {"outage_mode": options(env).outage_mode}
+
+
+SCENARIO = Scenario(
+    name="outage",
+    phases=PHASES,
+    plan=_plan,
+    on_phase=_on_phase,
+    on_stop=_on_stop,
+    needs_stub=True,
+    validate=_validate,
+    settings=_settings,
+)
+install(SCENARIO)
+
+
+class OutageUser(ZipfUser):
+    def group_for(self, resource: str) -> str:
+        return WARM if resource in PROC.ok_resources else COLD
+
+
+class OutageShape(RunShape):
+    pass
+
+
+if __name__ == "__main__":
+    from locust import run_single_user
+
+    run_single_user(OutageUser)

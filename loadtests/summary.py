@@ -1,0 +1,402 @@
+"""summary.json: the figures of one load-test run, computed from its raw record (see README, "summary.json").
+
+The Locust master (or the single local process) collects a `RunRecord` while the test runs and, when Locust quits,
+writes it as `measurements.json` plus the derived `summary.json`. Both functions here are pure, so the summary can be
+recomputed from `measurements.json` at any time (`load_record` + `build_summary`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loadtests.analysis import (
+    CACHE_STATUSES,
+    NO_RESPONSE,
+    TARGET_PROXY,
+    TARGET_UPSTREAM,
+    Measurements,
+    bursts,
+    figures,
+)
+
+SCHEMA = "cachelab.load.summary/1"
+
+
+@dataclass
+class PhaseMark:
+    name: str
+    start: float  # unix time the phase began
+    upstream: int | None = None  # the stub's request counter at that moment (None without --stub-admin)
+
+
+@dataclass
+class StubPoint:
+    t: float
+    requests: int
+    hot: int | None = None  # requests for the stampede's hot path, when one is tracked
+
+
+@dataclass
+class RunRecord:
+    scenario: str
+    host: str
+    started: float
+    ended: float
+    measurements: Measurements
+    phases: list[PhaseMark] = field(default_factory=list)
+    upstream_start: int | None = None
+    upstream_end: int | None = None
+    stub_trace: list[StubPoint] = field(default_factory=list)
+    locust_requests: int | None = None
+    locust_failures: int | None = None
+    users: int | None = None
+    workers: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+    hot_path: str | None = None
+    expiry_gap_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in asdict(self).items() if k != "measurements"}
+        data["measurements"] = self.measurements.to_wire()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunRecord:
+        return cls(
+            scenario=str(data["scenario"]),
+            host=str(data["host"]),
+            started=float(data["started"]),
+            ended=float(data["ended"]),
+            measurements=Measurements.from_wire(data["measurements"]),
+            phases=[PhaseMark(**p) for p in data.get("phases", [])],
+            upstream_start=data.get("upstream_start"),
+            upstream_end=data.get("upstream_end"),
+            stub_trace=[StubPoint(**p) for p in data.get("stub_trace", [])],
+            locust_requests=data.get("locust_requests"),
+            locust_failures=data.get("locust_failures"),
+            users=data.get("users"),
+            workers=int(data.get("workers", 0)),
+            settings=dict(data.get("settings", {})),
+            hot_path=data.get("hot_path"),
+            expiry_gap_s=data.get("expiry_gap_s"),
+            notes=list(data.get("notes", [])),
+        )
+
+
+def load_record(path: Path) -> RunRecord:
+    return RunRecord.from_json(json.loads(path.read_text()))
+
+
+def _delta(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else b - a
+
+
+def _round(value: float, digits: int = 3) -> float:
+    return round(value, digits)
+
+
+def _upstream_by_second(trace: Sequence[StubPoint]) -> dict[int, int]:
+    """The stub's request counter growth per unix second: each poll's growth goes to the second it was seen in."""
+    out: dict[int, int] = {}
+    for before, after in itertools.pairwise(trace):
+        if after.requests >= before.requests:
+            second = int(after.t)
+            out[second] = out.get(second, 0) + after.requests - before.requests
+    return out
+
+
+def _phase_windows(record: RunRecord) -> list[tuple[PhaseMark, float, int | None]]:
+    """Each phase with its end time and the stub's counter at its end."""
+    out: list[tuple[PhaseMark, float, int | None]] = []
+    for index, mark in enumerate(record.phases):
+        if index + 1 < len(record.phases):
+            nxt = record.phases[index + 1]
+            out.append((mark, nxt.start, nxt.upstream))
+        else:
+            out.append((mark, record.ended, record.upstream_end))
+    return out
+
+
+def _groups(m: Measurements, phase: str | None = None) -> dict[str, Any]:
+    names = sorted({k.group for k in m.hist if k.group and (phase is None or k.phase == phase)})
+    out: dict[str, Any] = {}
+    for name in names:
+        figs = figures(m, group=name, phase=phase)
+        if phase is None and name in m.resources:
+            figs["distinct_resources"] = len(m.resources[name])
+        out[name] = figs
+    return out
+
+
+def _targets(m: Measurements) -> dict[str, Any]:
+    present = {k.target for k in m.hist}
+    if present <= {TARGET_PROXY}:
+        return {}
+    return {t: figures(m, target=t) for t in (TARGET_PROXY, TARGET_UPSTREAM) if t in present}
+
+
+def _timeline(record: RunRecord) -> list[dict[str, Any]]:
+    m = record.measurements
+    if not m.timeline:
+        return []
+    first = math.floor(record.started)
+    last = max(*(k.second for k in m.timeline), math.floor(record.ended))
+    rows: dict[int, dict[str, Any]] = {}
+    for second in range(first, last + 1):
+        rows[second] = {
+            "t_s": second - first,
+            "phase": None,
+            "requests": 0,
+            "proxy": 0,
+            "available": 0,
+            "by_cache_status": dict.fromkeys(CACHE_STATUSES, 0),
+            "_phases": {},
+        }
+    for key, count in m.timeline.items():
+        row = rows.get(key.second)
+        if row is None:
+            continue
+        row["requests"] += count
+        row["_phases"][key.phase] = row["_phases"].get(key.phase, 0) + count
+        if key.available:
+            row["available"] += count
+        if key.target == TARGET_PROXY:
+            if key.cache != NO_RESPONSE:
+                row["proxy"] += count
+            if key.cache in CACHE_STATUSES:
+                row["by_cache_status"][key.cache] += count
+    upstream = _upstream_by_second(record.stub_trace)
+    out: list[dict[str, Any]] = []
+    for second in sorted(rows):
+        row = rows[second]
+        phases: dict[str, int] = row.pop("_phases")
+        if phases:
+            row["phase"] = max(phases, key=lambda p: phases[p])
+        answered = row.pop("proxy")
+        available = row.pop("available")
+        counts = row["by_cache_status"]
+        row["hit_ratio"] = _ratio(counts["HIT"], answered)
+        row["cache_served_ratio"] = _ratio(counts["HIT"] + counts["STALE"], answered)
+        row["availability"] = _ratio(available, row["requests"])
+        if record.stub_trace:
+            row["upstream_requests"] = upstream.get(second, 0)
+        out.append(row)
+    return out
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return None if den == 0 else round(num / den, 6)
+
+
+def _stampede(record: RunRecord) -> dict[str, Any] | None:
+    if record.hot_path is None:
+        return None
+    trace = [(p.t, p.hot) for p in record.stub_trace if p.hot is not None]
+    if not trace:
+        return {"hot_path": record.hot_path, "expiries": None, "note": "no stub trace (give --stub-admin)"}
+    gap = record.expiry_gap_s if record.expiry_gap_s is not None else 0.5
+    found = bursts(trace, gap)
+    per = [b.requests for b in found]
+    return {
+        "hot_path": record.hot_path,
+        "expiry_gap_s": gap,
+        "hot_path_upstream_requests": trace[-1][1] - trace[0][1],
+        "expiries": len(found),
+        "upstream_requests_per_expiry": per,
+        "max_upstream_requests_per_expiry": max(per) if per else None,
+        "mean_upstream_requests_per_expiry": _round(sum(per) / len(per)) if per else None,
+        "bursts": [
+            {
+                "t_s": _round(b.start - record.started),
+                "span_s": _round(b.end - b.start),
+                "upstream_requests": b.requests,
+            }
+            for b in found
+        ],
+    }
+
+
+def build_summary(record: RunRecord) -> dict[str, Any]:
+    """summary.json of a run (the schema is documented in the README)."""
+    m = record.measurements
+    overall = figures(m)
+    upstream = _delta(record.upstream_start, record.upstream_end)
+    direct = sum(h.count for k, h in m.hist.items() if k.target == TARGET_UPSTREAM)
+    proxy_requests = sum(h.count for k, h in m.hist.items() if k.target == TARGET_PROXY)
+    via_proxy = None if upstream is None else upstream - direct
+    duration = max(record.ended - record.started, 1e-9)
+    by_status_total = sum(v["count"] for v in overall["by_cache_status"].values())
+    summary: dict[str, Any] = {
+        "schema": SCHEMA,
+        "scenario": record.scenario,
+        "host": record.host,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.started)),
+        "duration_s": _round(duration),
+        "users": record.users,
+        "workers": record.workers,
+        **overall,
+        "throughput_rps": _round(overall["requests"] / duration, 1),
+        "upstream_requests": upstream,
+        "direct_requests": direct,
+        "upstream_requests_via_proxy": via_proxy,
+        "offload_ratio": None
+        if via_proxy is None or proxy_requests == 0
+        else _round(1 - via_proxy / proxy_requests, 6),
+        "consistency": {
+            "locust_requests": record.locust_requests,
+            "locust_failures": record.locust_failures,
+            "recorded_requests": overall["requests"],
+            "sum_by_cache_status": by_status_total,
+            "expected_upstream_requests": overall["expected_upstream_requests"],
+            "forwarded_by_cache_status_header": overall["forwarded"],
+            "observed_upstream_requests_via_proxy": via_proxy,
+        },
+        "phases": [],
+        "groups": _groups(m),
+        "targets": _targets(m),
+        "timeline": _timeline(record),
+        "settings": record.settings,
+        "notes": record.notes,
+    }
+    for mark, end, upstream_end in _phase_windows(record):
+        figs = figures(m, phase=mark.name)
+        phase: dict[str, Any] = {
+            "name": mark.name,
+            "start_s": _round(mark.start - record.started),
+            "end_s": _round(end - record.started),
+            "duration_s": _round(end - mark.start),
+            **figs,
+            "upstream_requests": _delta(mark.upstream, upstream_end),
+        }
+        groups = _groups(m, mark.name)
+        if groups:
+            phase["groups"] = groups
+        summary["phases"].append(phase)
+    stampede = _stampede(record)
+    if stampede is not None:
+        summary["stampede"] = stampede
+    return summary
+
+
+def thresholds_violated(
+    summary: Mapping[str, Any],
+    *,
+    min_hit_ratio: float | None = None,
+    min_availability: float | None = None,
+    min_cache_served_ratio: float | None = None,
+    max_p95_ms: float | None = None,
+) -> list[str]:
+    """The thresholds a summary misses, as messages (empty when all hold). A missing figure misses."""
+    problems: list[str] = []
+
+    def below(field_name: str, value: Any, limit: float | None) -> None:
+        if limit is None:
+            return
+        if value is None or float(value) < limit:
+            problems.append(f"{field_name} {value} is below {limit}")
+
+    below("hit_ratio", summary.get("hit_ratio"), min_hit_ratio)
+    below("cache_served_ratio", summary.get("cache_served_ratio"), min_cache_served_ratio)
+    below("availability", summary.get("availability"), min_availability)
+    if max_p95_ms is not None:
+        p95 = summary.get("latency", {}).get("p95_ms")
+        if p95 is None or float(p95) > max_p95_ms:
+            problems.append(f"latency p95_ms {p95} is above {max_p95_ms}")
+    return problems
+
+
+def _fmt(value: Any, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    if pct:
+        return f"{float(value) * 100:.1f}%"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def render_text(summary: Mapping[str, Any]) -> str:
+    """A compact, human-readable table of a summary (printed at the end of every run)."""
+    lines = [
+        f"scenario {summary['scenario']}  host {summary['host']}  {summary['duration_s']:.1f} s  "
+        f"users {summary.get('users') or '-'}  workers {summary.get('workers') or 0}",
+        f"requests {summary['requests']} ({summary['throughput_rps']} req/s)  failures {summary['failures']}  "
+        f"hit ratio {_fmt(summary['hit_ratio'], True)}  cache-served {_fmt(summary['cache_served_ratio'], True)}  "
+        f"availability {_fmt(summary['availability'], True)}",
+    ]
+    upstream = summary.get("upstream_requests")
+    if upstream is not None:
+        lines.append(
+            f"upstream requests {upstream} (via proxy {summary['upstream_requests_via_proxy']}, "
+            f"expected from X-Cache {summary['expected_upstream_requests']})  "
+            f"offload {_fmt(summary['offload_ratio'], True)}"
+        )
+    lines.append(f"{'status':<10}{'count':>9}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}")
+    for name, row in summary["by_cache_status"].items():
+        lines.append(
+            f"{name:<10}{row['count']:>9}{_fmt(row['p50_ms']):>10}{_fmt(row['p95_ms']):>10}{_fmt(row['p99_ms']):>10}"
+        )
+    for name, row in summary.get("targets", {}).items():
+        lat = row["latency"]
+        lines.append(
+            f"{'→' + name:<10}{row['requests']:>9}{_fmt(lat['p50_ms']):>10}{_fmt(lat['p95_ms']):>10}"
+            f"{_fmt(lat['p99_ms']):>10}  availability {_fmt(row['availability'], True)}"
+        )
+    errors = summary["errors"]
+    if errors["total"]:
+        by_status = " ".join(f"{k}:{v}" for k, v in errors["by_status"].items())
+        lines.append(
+            f"errors {errors['total']}: {by_status} timeout:{errors['timeout']} "
+            f"connection:{errors['connection']} other:{errors['other']}"
+        )
+    if len(summary["phases"]) > 1 or summary.get("groups"):
+        lines.append(
+            f"{'phase/group':<22}{'requests':>9}{'hit':>8}{'served':>8}{'avail':>8}{'STALE':>7}"
+            f"{'p50 ms':>9}{'p99 ms':>9}{'upstream':>9}"
+        )
+        rows: list[tuple[str, Mapping[str, Any]]] = []
+        if len(summary["phases"]) > 1:
+            for phase in summary["phases"]:
+                rows.append((phase["name"], phase))
+                rows.extend((f"  {phase['name']}/{g}", fig) for g, fig in phase.get("groups", {}).items())
+        else:
+            rows.extend((g, fig) for g, fig in summary["groups"].items())
+        for label, fig in rows:
+            lat = fig["latency"]
+            lines.append(
+                f"{label:<22}{fig['requests']:>9}{_fmt(fig['hit_ratio'], True):>8}"
+                f"{_fmt(fig['cache_served_ratio'], True):>8}{_fmt(fig['availability'], True):>8}"
+                f"{fig['by_cache_status']['STALE']['count']:>7}{_fmt(lat['p50_ms']):>9}{_fmt(lat['p99_ms']):>9}"
+                f"{_fmt(fig.get('upstream_requests')):>9}"
+            )
+    stampede = summary.get("stampede")
+    if stampede and stampede.get("expiries") is not None:
+        lines.append(
+            f"stampede on {stampede['hot_path']}: {stampede['expiries']} refills, upstream requests per refill "
+            f"{stampede['upstream_requests_per_expiry']} (max {stampede['max_upstream_requests_per_expiry']})"
+        )
+    return "\n".join(lines)
+
+
+def measurements_path(summary_path: Path) -> Path:
+    """Where the raw record of a summary lives: DIR/measurements.json next to DIR/summary.json."""
+    if summary_path.name == "summary.json":
+        return summary_path.with_name("measurements.json")
+    return summary_path.with_suffix(".measurements.json")
+
+
+def write_outputs(record: RunRecord, summary_path: Path) -> dict[str, Any]:
+    """Write summary.json and, next to it, the raw record (measurements.json); return the summary."""
+    summary = build_summary(record)
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    measurements_path(summary_path).write_text(json.dumps(record.to_json()) + "\n")
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
