@@ -64,7 +64,7 @@ class Entry:
             meta = json.loads(raw[start : start + size])
             return cls(
                 status=int(meta["s"]),
-                headers=Headers((str(k), str(v)) for k, v in meta["h"]),
+                headers=Headers.lowered(tuple((str(k), str(v)) for k, v in meta["h"])),
                 body=bytes(raw[start + size :]),
                 request_time=float(meta["rq"]),
                 response_time=float(meta["rs"]),

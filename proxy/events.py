@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from proxy.http import Headers, Request, Response
 from proxy.keys import InvalidTarget, normalize_path, normalize_query, parse_query
 
 MAX_HEADER_BYTES = 16 * 1024
+_CONTROL = re.compile("[\r\n\0]")
 _TEXT_TYPES = (
     "text/",
     "application/json",
@@ -104,7 +106,7 @@ def _checked_headers(items: list[tuple[str, str]]) -> Headers:
     size = 0
     for name, value in items:
         size += len(name) + len(value)
-        if any(c in name or c in value for c in "\r\n\0"):
+        if _CONTROL.search(name) or _CONTROL.search(value):
             raise BadEvent(f"header {name[:40]!r} contains a control character")
     if size > MAX_HEADER_BYTES:
         raise BadEvent("request headers too large", status=431)

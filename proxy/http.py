@@ -31,11 +31,21 @@ class Headers:
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: tuple[tuple[str, str], ...] = tuple((k.lower(), v) for k, v in items)
 
+    @classmethod
+    def lowered(cls, items: tuple[tuple[str, str], ...]) -> Headers:
+        """From items whose names are already lower-case (hot paths: stored entries, our own additions)."""
+        headers = cls.__new__(cls)
+        headers._items = items
+        return headers
+
     def get(self, name: str) -> str | None:
         """All values of `name` joined with ", " (RFC 9110 §5.3), or None."""
         name = name.lower()
-        values = [v for k, v in self._items if k == name]
-        return ", ".join(values) if values else None
+        found: str | None = None
+        for key, value in self._items:
+            if key == name:
+                found = value if found is None else f"{found}, {value}"
+        return found
 
     def get_all(self, name: str) -> list[str]:
         name = name.lower()
@@ -49,7 +59,11 @@ class Headers:
 
     def without(self, names: Iterable[str]) -> Headers:
         drop = {n.lower() for n in names}
-        return Headers((k, v) for k, v in self._items if k not in drop)
+        return Headers.lowered(tuple((k, v) for k, v in self._items if k not in drop))
+
+    def plus(self, *items: tuple[str, str]) -> Headers:
+        """These headers followed by `items` (names already lower-case)."""
+        return Headers.lowered(self._items + items)
 
     def end_to_end(self) -> Headers:
         """Drop hop-by-hop fields, including those the Connection field names (RFC 9110 §7.6.1)."""

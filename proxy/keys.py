@@ -8,6 +8,7 @@ an unkeyed header cannot poison it.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote_to_bytes
 
@@ -32,8 +33,14 @@ class InvalidTarget(ValueError):
         self.status = status
 
 
+_CANONICAL_PATH = re.compile(r"(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*/?")
+_PLAIN_QUERY_PART = re.compile(r"[A-Za-z0-9._~-]*")
+
+
 def normalize_path(raw: str) -> str:
     """Percent-decode, drop dot segments (RFC 3986 §5.2.4) and re-encode with one canonical spelling."""
+    if len(raw) <= MAX_PATH_BYTES and _CANONICAL_PATH.fullmatch(raw) and "/." not in raw:
+        return raw or "/"  # already canonical: the common case, kept cheap
     if not raw.startswith("/"):
         raw = "/" + raw
     decoded = unquote_to_bytes(raw)
@@ -85,6 +92,8 @@ def split_target(target: str) -> tuple[str, tuple[tuple[str, str], ...]]:
 
 
 def _q(value: str) -> str:
+    if _PLAIN_QUERY_PART.fullmatch(value):
+        return value
     return quote(value, safe=_QUERY_SAFE, errors="surrogateescape")
 
 
@@ -141,15 +150,23 @@ def uri_digest(target: str) -> str:
     return hashlib.sha256(("GET " + target).encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-def key_for(path: str, query: tuple[tuple[str, str], ...], headers: Headers, key_headers: tuple[str, ...]) -> CacheKey:
-    """The key of a GET/HEAD request (HEAD is answered from the GET entry, RFC 9110 §9.3.2)."""
+def key_for(
+    path: str,
+    query: tuple[tuple[str, str], ...],
+    headers: Headers,
+    key_headers: tuple[str, ...],
+    target: str | None = None,
+) -> CacheKey:
+    """The key of a GET/HEAD request (HEAD is answered from the GET entry, RFC 9110 §9.3.2).
+
+    `target` is canonical_target(path, query), when the caller has it already."""
     variant = "0"
     if key_headers:
         material = "\n".join(f"{name}:{' '.join((headers.get(name) or '').split())}" for name in key_headers)
         if len(material) > MAX_KEY_HEADER_BYTES:
             raise InvalidTarget("keyed request headers are too large", status=431)
         variant = hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return CacheKey(uri=uri_digest(canonical_target(path, query)), variant=variant, path=path)
+    return CacheKey(uri=uri_digest(target or canonical_target(path, query)), variant=variant, path=path)
 
 
 def index_pattern(path: str, *, prefix: bool) -> str:

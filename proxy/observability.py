@@ -20,50 +20,65 @@ _COUNTERS = {CacheStatus.HIT: "Hit", CacheStatus.MISS: "Miss", CacheStatus.STALE
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 
 
+_BASE_METRICS = [{"Name": name, "Unit": "Count"} for name in _COUNTERS.values()]
+_WITH_LATENCY = [*_BASE_METRICS, {"Name": "UpstreamLatency", "Unit": "Milliseconds"}]
+_TAIL = [{"Name": "UpstreamError", "Unit": "Count"}, {"Name": "Duration", "Unit": "Milliseconds"}]
+# The metric directives are the same on every line: encode them once.
+_DIRECTIVES = {
+    latency: json.dumps(
+        [
+            {
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Service"]],
+                "Metrics": [*(_WITH_LATENCY if latency else _BASE_METRICS), *_TAIL],
+            }
+        ],
+        separators=(",", ":"),
+    )
+    for latency in (False, True)
+}
+
+
 class RequestLog:
     def __init__(self, stream: TextIO | None = None, level: str = "INFO") -> None:
         self._stream = stream
         self._level = _LEVELS.get(level, 20)
 
-    def record(self, *, request_id: str, method: str, outcome: Outcome, duration_ms: float) -> dict[str, object]:
-        metrics: dict[str, float] = {name: float(outcome.cache == status) for status, name in _COUNTERS.items()}
-        definitions = [{"Name": name, "Unit": "Count"} for name in _COUNTERS.values()]
-        if outcome.upstream_ms is not None:
-            metrics["UpstreamLatency"] = round(outcome.upstream_ms, 2)
-            definitions.append({"Name": "UpstreamLatency", "Unit": "Milliseconds"})
-        upstream_failed = outcome.upstream_error is not None or (outcome.upstream_status or 0) >= 500
-        metrics["UpstreamError"] = float(upstream_failed)
-        definitions.append({"Name": "UpstreamError", "Unit": "Count"})
-        metrics["Duration"] = round(duration_ms, 2)
-        definitions.append({"Name": "Duration", "Unit": "Milliseconds"})
-        line: dict[str, object] = {
-            "_aws": {
-                "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [["Service"]], "Metrics": definitions}],
-            },
-            "Service": SERVICE,
-            "level": "INFO",
-            "message": "request",
-            "request_id": request_id,
-            "method": method,
-            "key": outcome.key,
-            "cache": outcome.cache,
-            "status": outcome.response.status,
-            "upstream_status": outcome.upstream_status,
-            "upstream_error": outcome.upstream_error,
-            "age": outcome.age,
-            "detail": outcome.detail,
-            **metrics,
-        }
+    def record(self, *, request_id: str, method: str, outcome: Outcome, duration_ms: float) -> str:
+        """Write the request's line (when INFO is on) and return it."""
+        cache = outcome.cache
+        latency = outcome.upstream_ms is not None
+        failed = outcome.upstream_error is not None or (outcome.upstream_status or 0) >= 500
+        # Hand-assembled for speed (this runs on every hit); every free-form value goes through json.dumps.
+        line = (
+            f'{{"_aws":{{"Timestamp":{int(time.time() * 1000)},"CloudWatchMetrics":{_DIRECTIVES[latency]}}},'
+            f'"Service":"{SERVICE}","level":"INFO","message":"request","request_id":{_j(request_id)},'
+            f'"method":{_j(method)},"key":{_j(outcome.key)},"cache":"{cache}","status":{outcome.response.status},'
+            f'"upstream_status":{_j(outcome.upstream_status)},"upstream_error":{_j(outcome.upstream_error)},'
+            f'"age":{_j(outcome.age)},"detail":{_j(outcome.detail)},'
+            f'"Hit":{int(cache == CacheStatus.HIT)},"Miss":{int(cache == CacheStatus.MISS)},'
+            f'"Stale":{int(cache == CacheStatus.STALE)},"Bypass":{int(cache == CacheStatus.BYPASS)},'
+            f'"UpstreamError":{int(failed)},"Duration":{round(duration_ms, 2)}'
+            + (f',"UpstreamLatency":{round(outcome.upstream_ms or 0.0, 2)}}}' if latency else "}")
+        )
         if self._level <= _LEVELS["INFO"]:
-            self._write(line)
+            self._emit(line + "\n")
         return line
 
     def event(self, level: str, message: str, **fields: object) -> None:
         if _LEVELS.get(level, 20) >= self._level:
-            self._write({"level": level, "message": message, "Service": SERVICE, **fields})
+            line = {"level": level, "message": message, "Service": SERVICE, **fields}
+            self._emit(json.dumps(line, separators=(",", ":"), default=str) + "\n")
 
-    def _write(self, line: dict[str, object]) -> None:
+    def _emit(self, text: str) -> None:
         stream = self._stream or sys.stderr
-        stream.write(json.dumps(line, separators=(",", ":"), default=str) + "\n")
+        stream.write(text)
         stream.flush()
+
+
+def _j(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value))

@@ -108,7 +108,9 @@ class _Call:
         method = self.request.method.upper()
         if method not in policy.CACHEABLE_METHODS:
             return self._pass_through(method)
-        self.key = key_for(self.request.path, self.request.query, self.request.headers, self.p.policy.key_headers)
+        self.key = key_for(
+            self.request.path, self.request.query, self.request.headers, self.p.policy.key_headers, self.target
+        )
         try:
             raw = self.p.store.get(self.key)
         except StoreUnavailable:
@@ -291,14 +293,12 @@ class _Call:
         params.append(f"ttl={ttl}")
         if detail:
             params.append(f"detail={detail}")
-        headers = entry.headers.without({"age", "x-cache", "cache-status"})
         status, body = entry.status, entry.body
         inm = self.request.headers.get("if-none-match")
         if inm is not None and entry.etag is not None and status == 200 and _etag_matches(inm, entry.etag):
             status, body = 304, b""  # RFC 9110 §13.1.2: the client already has this representation
-        headers = Headers(
-            (*headers.items(), ("age", str(age)), ("x-cache", cache), ("cache-status", "; ".join(params)))
-        )
+        # stored headers never hold Age, X-Cache or Cache-Status (policy.UNSTORED_HEADERS)
+        headers = entry.headers.plus(("age", str(age)), ("x-cache", cache), ("cache-status", "; ".join(params)))
         return Outcome(
             response=Response(status, headers, b"" if self.head else body),
             cache=cache,
@@ -319,7 +319,7 @@ class _Call:
         elif detail and detail != "stored":
             params.append(f"detail={_token(detail)}")
         headers = response.headers.end_to_end().without({"age", "x-cache", "cache-status"})
-        headers = Headers((*headers.items(), ("x-cache", cache), ("cache-status", "; ".join(params))))
+        headers = headers.plus(("x-cache", cache), ("cache-status", "; ".join(params)))
         return Outcome(
             response=Response(response.status, headers, b"" if self.head else response.body),
             cache=cache,

@@ -230,7 +230,6 @@ def make_client(settings: Settings, password: str | None = None) -> Any:
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_socket_timeout,
         "retry": Retry(NoBackoff(), 0),
-        "health_check_interval": 30,
     }
     if password is not None:
         options["password"] = password
