@@ -23,8 +23,8 @@ import redis
 from cachelab import processes
 from cachelab.events import build_event
 from proxy import handler
-from proxy.keys import key_for, split_target
 from proxy.http import Headers
+from proxy.keys import key_for, split_target
 
 BODY = json.dumps({"id": 42, "name": "item 42", "tags": ["a", "b", "c"], "text": "x" * 900}).encode()
 
