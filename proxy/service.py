@@ -219,7 +219,7 @@ class _Call:
                 decision.entry, CacheStatus.STALE, fwd="stale", collapsed=True, detail="stale-if-error"
             )
         message = "upstream timed out" if status == 504 else "upstream failed"
-        return self._error(status, message, CacheStatus.MISS, "uri-miss", detail="collapsed-failure")
+        return self._error(status, message, CacheStatus.MISS, "uri-miss", detail="collapsed-failure", collapsed=True)
 
     def _direct(self, decision: policy.Lookup | None, cache: str, detail: str) -> Outcome:
         """Fetch without the lock and without storing (Redis down, no-store request, uncacheable response)."""
@@ -330,10 +330,23 @@ class _Call:
         )
 
     def _error(
-        self, status: int, message: str, cache: str, fwd: str, *, fetched: _Fetched | None = None, detail: str = ""
+        self,
+        status: int,
+        message: str,
+        cache: str,
+        fwd: str,
+        *,
+        fetched: _Fetched | None = None,
+        detail: str = "",
+        collapsed: bool = False,
     ) -> Outcome:
         body = json.dumps({"error": message, "request_id": self.request_id}).encode()
-        params = ["cachelab", f"fwd={fwd}"] + ([f"detail={detail}"] if detail else [])
+        params = [
+            "cachelab",
+            f"fwd={fwd}",
+            *(["collapsed"] if collapsed else []),
+            *([f"detail={detail}"] if detail else []),
+        ]
         headers = Headers(
             [
                 ("content-type", "application/json"),

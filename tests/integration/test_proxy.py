@@ -23,6 +23,12 @@ def get(proxy: CachingProxy, target: str, headers: list[tuple[str, str]] | None 
     return proxy.handle(Request(method, path, query, Headers(headers or [])), "test-request")
 
 
+def contacted_upstream(answer: Outcome) -> bool:
+    """The documented rule: Cache-Status names a forward ("fwd=") that was not collapsed into another's."""
+    status = answer.response.headers.get("cache-status") or ""
+    return "fwd=" in status and "collapsed" not in status
+
+
 def json_reply(data: object, cache_control: str | None = None, **extra: str) -> Reply:
     headers = [("Content-Type", "application/json")]
     if cache_control:
@@ -212,18 +218,19 @@ def test_100_concurrent_misses_reach_the_upstream_once(origin: Origin, proxy_fac
     assert len(answers) == 100
     assert all(a.response.status == 200 and a.response.body == b'{"hot": true}' for a in answers)
     assert origin.count("/hot") == 1
+    assert sum(contacted_upstream(a) for a in answers) == 1
     assert sorted({a.cache for a in answers}) == ["HIT", "MISS"]
 
 
 def test_concurrent_misses_on_a_down_upstream_fail_fast_together(origin: Origin, proxy_factory: Factory) -> None:
     origin.routes["/down"] = Reply(503, body=b"down", delay=0.3)
     environments = [proxy_factory() for _ in range(20)]
-    statuses: list[int] = []
+    answers: list[Outcome] = []
     barrier = threading.Barrier(20, timeout=10)
 
     def call(proxy: CachingProxy) -> None:
         barrier.wait()
-        statuses.append(get(proxy, "/down").response.status)
+        answers.append(get(proxy, "/down"))
 
     threads = [threading.Thread(target=call, args=(p,)) for p in environments]
     started = time.monotonic()
@@ -231,9 +238,10 @@ def test_concurrent_misses_on_a_down_upstream_fail_fast_together(origin: Origin,
         t.start()
     for t in threads:
         t.join(timeout=20)
-    assert len(statuses) == 20
-    assert all(s >= 500 for s in statuses)
+    assert len(answers) == 20
+    assert all(a.response.status >= 500 for a in answers)
     assert origin.count("/down") == 1  # the waiters took the holder's failure instead of queueing
+    assert sum(contacted_upstream(a) for a in answers) == 1
     assert time.monotonic() - started < 3
 
 
