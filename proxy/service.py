@@ -245,9 +245,8 @@ class _Call:
         assert error is not None
         if error.kind == "timeout":
             return self._error(504, "upstream timed out", cache, fwd, fetched=fetched, detail="upstream-timeout")
-        return self._error(
-            502, f"upstream unreachable ({error.kind})", cache, fwd, fetched=fetched, detail="upstream-unreachable"
-        )
+        message = "upstream unreachable" if error.kind == "connect" else f"upstream failed ({error.kind})"
+        return self._error(502, message, cache, fwd, fetched=fetched, detail=f"upstream-{error.kind}")
 
     # -- other methods: forwarded as they are --------------------------------------------------------
     def _pass_through(self, method: str) -> Outcome:
