@@ -70,6 +70,9 @@ def parse_cache_status(header: str | None) -> CacheStatusInfo:
             fwd = value.strip().strip('"').lower()
         elif name == "collapsed":
             collapsed = value.strip() in ("", "?1")
+        elif name == "detail" and value.strip().strip('"').lower() == "collapsed-failure":
+            # cachelab's proxy: a waiter that received the lock holder's failure (it sent nothing upstream)
+            collapsed = True
     return CacheStatusInfo(fwd, collapsed)
 
 
@@ -101,6 +104,22 @@ def is_failure(outcome: str) -> bool:
 def is_answered(outcome: str) -> bool:
     """An HTTP response arrived (any status)."""
     return outcome == OK or outcome.startswith("http_")
+
+
+def classify_exception(exc: BaseException | None) -> str:
+    """timeout | connection | other, for a request that got no HTTP response.
+
+    Judged by the exception's class hierarchy, by name where the class belongs to gevent or geventhttpclient
+    (gevent.Timeout is not a TimeoutError; importing gevent here would monkey-patch nothing but cost a lot).
+    """
+    if exc is None:
+        return OTHER_ERROR
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if isinstance(exc, TimeoutError) or names & {"Timeout", "ConnectionTimeout", "ReadTimeout"}:
+        return TIMEOUT
+    if isinstance(exc, OSError) or names & {"HTTPConnectionClosed", "HTTPParseError", "BadStatusLine"}:
+        return CONNECTION  # refused, reset, aborted, broken pipe, closed before a complete response
+    return OTHER_ERROR
 
 
 class Histogram:
@@ -329,7 +348,7 @@ def figures(
                     hits += n
                 elif key.cache == "STALE":
                     stale += n
-            if key.cache == "HIT" and key.fwd == "stale":
+            if key.cache == "HIT" and key.fwd and not key.collapsed:
                 revalidations += n
             if key.fwd and not key.collapsed:
                 forwarded += n
@@ -362,7 +381,7 @@ def figures(
         "forwarded": forwarded,
         "collapsed": collapsed,
         # What the proxy must have asked the upstream for, by X-Cache: each MISS and BYPASS, plus each
-        # synchronous revalidation (a HIT whose Cache-Status says fwd=stale).
+        # revalidation (a HIT whose Cache-Status has fwd=, e.g. fwd=stale; fwd-status=304, and not collapsed).
         "expected_upstream_requests": miss + bypass + revalidations,
     }
 

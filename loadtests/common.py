@@ -37,16 +37,15 @@ from locust.env import Environment
 from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, Runner, WorkerRunner
 
 from loadtests.analysis import (
-    CONNECTION,
     NO_RESPONSE,
-    OTHER_ERROR,
     TARGET_PROXY,
     TARGET_UPSTREAM,
-    TIMEOUT,
     Measurements,
     Sample,
     SampleKey,
     cache_status,
+    classify_exception,
+    figures,
     http_outcome,
     parse_cache_status,
 )
@@ -153,6 +152,14 @@ def _common_arguments(parser: LocustArgumentParser) -> None:
         help="steady/outage: share of requests sent straight to the upstream, as a baseline (0..1)",
     )
     add(
+        "--progress",
+        env_var="CACHELAB_PROGRESS",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="log a progress line (phase, requests, hit ratio, availability) this often; 0 = never",
+    )
+    add(
         "--stub-poll",
         env_var="CACHELAB_STUB_POLL",
         type=float,
@@ -178,6 +185,7 @@ class _Defaults:
     path_template = "/items/{key}"
     upstream = ""
     direct_share = 0.0
+    progress = 5.0
     stub_poll = 0.5
     num_users = 1
     spawn_rate = 1.0
@@ -318,22 +326,6 @@ def zipf_for(env: Environment) -> Zipf:
     return sampler
 
 
-def classify_exception(exc: BaseException | None) -> str:
-    """timeout | connection | other, for a request that got no HTTP response."""
-    if exc is None:
-        return OTHER_ERROR
-    if isinstance(exc, TimeoutError | gevent.Timeout):
-        return TIMEOUT
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if "Timeout" in names or "timeout" in names or "ConnectionTimeout" in names:
-        return TIMEOUT
-    if isinstance(exc, ConnectionError) or names & {"HTTPConnectionClosed", "BadStatusLine", "HTTPParseError"}:
-        return CONNECTION
-    if isinstance(exc, OSError):
-        return CONNECTION
-    return OTHER_ERROR
-
-
 def _on_request(
     *,
     response_time: float,
@@ -432,6 +424,7 @@ class Controller:
         self.finished = False
         self.drained: set[str] = set()
         self._poller: gevent.Greenlet | None = None
+        self._progress_greenlet: gevent.Greenlet | None = None
         self._stub_error_logged = False
 
     # -- stub
@@ -460,6 +453,24 @@ class Controller:
             if point is not None:
                 self.record.stub_trace.append(point)
             gevent.sleep(interval)
+
+    def _progress(self, interval: float) -> None:
+        while True:
+            gevent.sleep(interval)
+            fig = figures(PROC.recorder, phase=self.phase)
+            upstream = ""
+            if self.record.stub_trace and self.record.upstream_start is not None:
+                upstream = f", upstream requests {self.record.stub_trace[-1].requests - self.record.upstream_start}"
+            log.info(
+                "cachelab %s: %.0f s, phase %s: %d requests, hit ratio %s, availability %s%s",
+                self.scenario.name,
+                self.elapsed(),
+                self.phase,
+                fig["requests"],
+                _pct(fig["hit_ratio"]),
+                _pct(fig["availability"]),
+                upstream,
+            )
 
     # -- lifecycle
     def start(self) -> None:
@@ -504,6 +515,8 @@ class Controller:
             if self.scenario.poll_interval is not None:
                 interval = min(interval, self.scenario.poll_interval)
             self._poller = gevent.spawn(self._poll, max(0.05, interval))
+        if float(opts.progress) > 0:
+            self._progress_greenlet = gevent.spawn(self._progress, float(opts.progress))
         log.info(
             "cachelab %s: started (%s)",
             self.scenario.name,
@@ -554,9 +567,10 @@ class Controller:
                 PROC.draining = True
                 _wait_in_flight(timeout)
         self.record.ended = time.time()
-        if self._poller is not None:
-            self._poller.kill(block=True)
-            self._poller = None
+        for greenlet in (self._poller, self._progress_greenlet):
+            if greenlet is not None:
+                greenlet.kill(block=True)
+        self._poller = self._progress_greenlet = None
         point = self._settled_point()
         if point is not None:
             self.record.upstream_end = point.requests
@@ -604,6 +618,10 @@ class Controller:
             summary = build_summary(self.record)
         print("\n" + render_text(summary) + "\n", flush=True)
         return summary
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
 
 
 def _wait_in_flight(timeout: float) -> None:

@@ -224,6 +224,40 @@ def _stampede(record: RunRecord) -> dict[str, Any] | None:
     }
 
 
+def _per(num: float | None, den: float | None) -> float | None:
+    return None if num is None or not den else _round(num / den)
+
+
+def _key_order(groups: Mapping[str, Any]) -> dict[str, Any] | None:
+    if "ordered" not in groups or "shuffled" not in groups:
+        return None
+    out: dict[str, Any] = {}
+    for name in ("ordered", "shuffled"):
+        fig = groups[name]
+        misses = fig["by_cache_status"]["MISS"]["count"]
+        out[f"{name}_hit_ratio"] = fig["hit_ratio"]
+        out[f"{name}_distinct_resources"] = fig.get("distinct_resources")
+        # 1.0 when each resource was fetched once (cold cache, TTL longer than the run); far more when the
+        # parameter order or an irrelevant header splits one resource into several cache entries.
+        out[f"{name}_misses_per_resource"] = _per(misses, fig.get("distinct_resources"))
+    a, b = out["ordered_hit_ratio"], out["shuffled_hit_ratio"]
+    out["hit_ratio_difference"] = None if a is None or b is None else round(b - a, 6)
+    return out
+
+
+def _compare(targets: Mapping[str, Any]) -> dict[str, Any] | None:
+    if "proxy" not in targets or "upstream" not in targets:
+        return None
+    proxy, upstream = targets["proxy"]["latency"], targets["upstream"]["latency"]
+    out: dict[str, Any] = {"proxy": proxy, "upstream": upstream}
+    for name in ("p50_ms", "p95_ms", "p99_ms"):
+        # How many times faster the proxy answered than the upstream, at this percentile.
+        out[f"speedup_{name.removesuffix('_ms')}"] = _per(upstream[name], proxy[name])
+    out["proxy_availability"] = targets["proxy"]["availability"]
+    out["upstream_availability"] = targets["upstream"]["availability"]
+    return out
+
+
 def build_summary(record: RunRecord) -> dict[str, Any]:
     """summary.json of a run (the schema is documented in the README)."""
     m = record.measurements
@@ -279,10 +313,18 @@ def build_summary(record: RunRecord) -> dict[str, Any]:
         groups = _groups(m, mark.name)
         if groups:
             phase["groups"] = groups
+        if summary["targets"]:
+            phase["targets"] = {t: figures(m, phase=mark.name, target=t) for t in summary["targets"]}
         summary["phases"].append(phase)
     stampede = _stampede(record)
     if stampede is not None:
         summary["stampede"] = stampede
+    key_order = _key_order(summary["groups"])
+    if key_order is not None:
+        summary["key_order"] = key_order
+    compare = _compare(summary["targets"])
+    if compare is not None:
+        summary["compare"] = compare
     return summary
 
 

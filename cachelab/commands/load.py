@@ -1,0 +1,372 @@
+"""`cachelab load SCENARIO`: run one Locust scenario headless and write DIR/summary.json, CSV history and HTML.
+
+Locust runs as a child process (`python -m locust -f loadtests/<scenario>.py --headless ...`), because importing
+Locust monkey-patches the whole process with gevent. The locustfile itself computes summary.json when Locust
+quits; this command checks the targets before starting, streams the run's progress lines, prints the summary
+table and applies the --fail-* thresholds (exit status 1 when one is missed, for CI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import loadtests
+from cachelab.cli import CliError
+from cachelab.processes import stop
+from loadtests.summary import render_text, thresholds_violated
+from loadtests.workload import parse_duration
+
+# Scenario name -> locustfile module in the loadtests package.
+SCENARIOS: dict[str, str] = {
+    "steady": "steady",
+    "stampede": "stampede",
+    "outage": "outage",
+    "key-order": "key_order",
+    "compare": "compare",
+}
+# Locust's own log lines worth showing while a run goes on (the rest goes to DIR/locust.log only).
+_SHOWN = re.compile(r"cachelab\.loadtests|/(WARNING|ERROR|CRITICAL)/")
+_PROBE_TIMEOUT = 5.0
+# Time past the planned duration before the run is considered hung: start-up, the drain (bounded by the request
+# timeout), Locust's shutdown and report writing.
+_GRACE_SECONDS = 60.0
+
+
+def locustfile(scenario: str) -> Path:
+    """The locustfile of a scenario."""
+    return Path(loadtests.__file__).resolve().parent / f"{SCENARIOS[scenario]}.py"
+
+
+@dataclass
+class LoadRun:
+    """Everything `run_scenario` needs; the CLI fills it from its flags, `cachelab demo` from its plan."""
+
+    scenario: str
+    host: str
+    out: Path
+    users: int = 10
+    spawn_rate: float | None = None  # default: all users within one second
+    duration: str = "60s"
+    stub_admin: str | None = None
+    processes: int = 1
+    knobs: dict[str, str] = field(default_factory=dict)  # extra locustfile options: {"--rate": "200", ...}
+    locust_args: list[str] = field(default_factory=list)  # passed to Locust as they are
+    env: dict[str, str] | None = None
+
+
+def _check_url(name: str, url: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise CliError(f"{name} must be an http:// or https:// URL, got {url!r}")
+    return url.rstrip("/")
+
+
+def probe(url: str, what: str) -> None:
+    """Fail fast with a clear message when `url` does not answer HTTP at all (any status is an answer)."""
+    try:
+        with urllib.request.urlopen(url, timeout=_PROBE_TIMEOUT):  # noqa: S310 - scheme checked by _check_url
+            return
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CliError(f"cannot reach the {what} at {url}: {reason}") from None
+
+
+def locust_argv(run: LoadRun) -> list[str]:
+    """The Locust command line of a run."""
+    seconds = parse_duration(run.duration)
+    argv = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile(run.scenario)),
+        "--headless",
+        "--host",
+        run.host,
+        "--users",
+        str(run.users),
+        "--spawn-rate",
+        f"{run.spawn_rate if run.spawn_rate is not None else run.users:g}",
+        "--run-time",
+        f"{max(1, round(seconds))}s",
+        "--csv",
+        str(run.out / "locust"),
+        "--csv-full-history",
+        "--html",
+        str(run.out / "report.html"),
+        "--summary-json",
+        str(run.out / "summary.json"),
+        "--only-summary",
+    ]
+    if run.stub_admin:
+        argv += ["--stub-admin", run.stub_admin]
+    if run.processes > 1:
+        argv += ["--processes", str(run.processes)]
+    for flag, value in run.knobs.items():
+        argv += [flag, value]
+    return argv + list(run.locust_args)
+
+
+def _pump(stream: IO[bytes], log: IO[bytes], show: Callable[[str], None] | None) -> None:
+    for raw in iter(stream.readline, b""):
+        log.write(raw)
+        log.flush()
+        if show is not None:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if _SHOWN.search(line):
+                show(line)
+
+
+def run_scenario(run: LoadRun, *, show: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run Locust for `run`, wait for it, and return the summary it wrote (raises CliError on failure).
+
+    `show` receives the progress lines (phase changes, periodic figures, warnings) as they come.
+    """
+    if run.scenario not in SCENARIOS:
+        raise CliError(f"unknown scenario {run.scenario!r}; choose one of {', '.join(SCENARIOS)}")
+    run.out.mkdir(parents=True, exist_ok=True)
+    summary_path = run.out / "summary.json"
+    summary_path.unlink(missing_ok=True)
+    argv = locust_argv(run)
+    seconds = parse_duration(run.duration)
+    log_path = run.out / "locust.log"
+    env = dict(os.environ if run.env is None else run.env)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    with open(log_path, "wb") as log:
+        log.write(("$ " + " ".join(argv) + "\n").encode())
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        assert proc.stdout is not None
+        pump = threading.Thread(target=_pump, args=(proc.stdout, log, show), daemon=True)
+        pump.start()
+        try:
+            proc.wait(timeout=seconds + _GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            stop(proc)
+            raise CliError(
+                f"Locust did not finish within {seconds + _GRACE_SECONDS:.0f} s; stopped it (log: {log_path})"
+            ) from None
+        except BaseException:
+            stop(proc)
+            raise
+        finally:
+            pump.join(timeout=5)
+    if not summary_path.exists():
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
+        raise CliError(
+            f"Locust exited with status {proc.returncode} without writing {summary_path}; last lines of "
+            f"{log_path}:\n  " + "\n  ".join(tail)
+        )
+    # Locust exits 1 whenever a request failed, which an outage run is about; only a crash is an error here.
+    if proc.returncode not in (0, 1):
+        raise CliError(f"Locust exited with status {proc.returncode} (log: {log_path})")
+    summary: dict[str, Any] = json.loads(summary_path.read_text())
+    return summary
+
+
+# Flags that only some scenarios understand.
+_SCENARIO_FLAGS: dict[str, tuple[str, ...]] = {
+    "outage_mode": ("outage",),
+    "phases": ("outage",),
+    "hot_path": ("stampede",),
+    "hot_max_age": ("stampede",),
+    "hot_latency_ms": ("stampede",),
+    "direct_share": ("steady", "outage"),
+    "path_template": ("steady", "outage", "compare"),
+}
+
+
+def _default_out(scenario: str) -> Path:
+    return Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario}"
+
+
+def _knobs(args: argparse.Namespace) -> dict[str, str]:
+    mapping: Mapping[str, str] = {
+        "rate": "--rate",
+        "keys": "--keys",
+        "zipf_s": "--zipf-s",
+        "path_template": "--path-template",
+        "upstream": "--upstream",
+        "direct_share": "--direct-share",
+        "request_timeout": "--request-timeout",
+        "outage_mode": "--outage-mode",
+        "phases": "--phases",
+        "hot_path": "--hot-path",
+        "hot_max_age": "--hot-max-age",
+        "hot_latency_ms": "--hot-latency-ms",
+    }
+    return {
+        flag: f"{value:g}" if isinstance(value, float) else str(value)
+        for dest, flag in mapping.items()
+        if (value := getattr(args, dest)) is not None
+    }
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "load",
+        help="run a Locust scenario headless; write summary.json, CSV history and the HTML report",
+        description="Run one load-test scenario (loadtests/<scenario>.py) headless against --host and write "
+        "DIR/summary.json, DIR/measurements.json, Locust's CSV files (DIR/locust_*.csv) and DIR/report.html. "
+        "Scenario knobs not listed here can be given as CACHELAB_* environment variables or --locust-arg.",
+    )
+    parser.add_argument("scenario", choices=tuple(SCENARIOS), help="the scenario to run")
+    parser.add_argument("--host", required=True, help="base URL of the proxy: the gateway, a LocalStack or AWS API")
+    parser.add_argument(
+        "--stub-admin",
+        metavar="URL",
+        help="base URL of the stub API: counts upstream requests; drives outage and stampede",
+    )
+    parser.add_argument("--users", "-u", type=int, default=10, help="concurrent users (default 10)")
+    parser.add_argument("--spawn-rate", "-r", type=float, help="users started per second (default: all at once)")
+    parser.add_argument("--duration", "-t", default="60s", help="length of the run, e.g. 30s, 2m (default 60s)")
+    parser.add_argument("--out", type=Path, help="output directory (default results/<time>-<scenario>/)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="load-generating Locust processes (default 1; N > 1 runs a master and N workers)",
+    )
+    parser.add_argument("--rate", type=float, help="target requests/s of the whole run (default: unpaced)")
+    parser.add_argument("--keys", type=int, help="key-space size (default 1000)")
+    parser.add_argument("--zipf-s", type=float, help="Zipf exponent of key popularity (default 1.0)")
+    parser.add_argument("--path-template", help="request path with {key} (default /items/{key})")
+    parser.add_argument("--upstream", help="upstream base URL for direct calls (default: --stub-admin)")
+    parser.add_argument("--direct-share", type=float, help="steady/outage: share of requests sent to the upstream")
+    parser.add_argument("--request-timeout", type=float, help="client timeout per request in seconds (default 10)")
+    parser.add_argument("--outage-mode", choices=("error", "timeout", "reset"), help="outage: how the upstream fails")
+    parser.add_argument("--phases", help="outage: phase lengths, e.g. warmup=0.3,outage=0.4,recovery=0.3")
+    parser.add_argument("--hot-path", help="stampede: the hot resource (default /items/1)")
+    parser.add_argument("--hot-max-age", type=float, help="stampede: stub sends Cache-Control max-age=S on it")
+    parser.add_argument("--hot-latency-ms", type=float, help="stampede: stub answers the hot path this slowly")
+    parser.add_argument(
+        "--locust-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an extra Locust argument, repeatable (e.g. --locust-arg=--expiry-gap=0.3)",
+    )
+    parser.add_argument("--fail-below-hit-ratio", type=float, metavar="X", help="exit 1 when hit_ratio < X")
+    parser.add_argument(
+        "--fail-below-cache-served-ratio", type=float, metavar="X", help="exit 1 when cache_served_ratio < X"
+    )
+    parser.add_argument("--fail-below-availability", type=float, metavar="X", help="exit 1 when availability < X")
+    parser.add_argument("--fail-above-p95-ms", type=float, metavar="MS", help="exit 1 when latency p95_ms > MS")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary table")
+    parser.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    parser.set_defaults(func=run)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.users < 1:
+        raise CliError(f"--users must be at least 1, got {args.users}")
+    if args.spawn_rate is not None and args.spawn_rate <= 0:
+        raise CliError(f"--spawn-rate must be positive, got {args.spawn_rate:g}")
+    if args.processes < 1:
+        raise CliError(f"--processes must be at least 1, got {args.processes}")
+    try:
+        seconds = parse_duration(args.duration)
+    except ValueError as exc:
+        raise CliError(f"--duration: {exc}") from None
+    if seconds < 1:
+        raise CliError(f"--duration must be at least 1s, got {args.duration!r}")
+    for name in ("fail_below_hit_ratio", "fail_below_cache_served_ratio", "fail_below_availability"):
+        value = getattr(args, name)
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise CliError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value:g}")
+    for dest, scenarios in _SCENARIO_FLAGS.items():
+        if getattr(args, dest) is not None and args.scenario not in scenarios:
+            flag = "--" + dest.replace("_", "-")
+            raise CliError(f"{flag} applies to {' and '.join(scenarios)}, not to {args.scenario}")
+    if args.scenario in ("outage", "stampede") and not args.stub_admin:
+        raise CliError(f"the {args.scenario} scenario works through the stub's admin API: give --stub-admin URL")
+    if args.scenario == "compare" and not (args.stub_admin or args.upstream):
+        raise CliError("compare sends every request to the upstream too: give --upstream URL or --stub-admin URL")
+
+
+def run(args: argparse.Namespace) -> int:
+    _validate(args)
+    host = _check_url("--host", args.host)
+    stub_admin = _check_url("--stub-admin", args.stub_admin).removesuffix("/__admin") if args.stub_admin else None
+    if args.upstream:
+        _check_url("--upstream", args.upstream)
+    probe(host + "/", "target (--host)")
+    if stub_admin:
+        probe(stub_admin + "/__admin/stats", "stub admin API (--stub-admin)")
+    out = args.out if args.out is not None else _default_out(args.scenario)
+    load = LoadRun(
+        scenario=args.scenario,
+        host=host,
+        out=out,
+        users=args.users,
+        spawn_rate=args.spawn_rate,
+        duration=args.duration,
+        stub_admin=stub_admin,
+        processes=args.processes,
+        knobs=_knobs(args),
+        locust_args=list(args.locust_arg),
+    )
+    show = None if args.quiet or args.json else _show_line
+    summary = run_scenario(load, show=show)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(render_text(summary))
+        print(f"results: {out}/ (summary.json, measurements.json, locust_*.csv, report.html, locust.log)")
+    problems = thresholds_violated(
+        summary,
+        min_hit_ratio=args.fail_below_hit_ratio,
+        min_cache_served_ratio=args.fail_below_cache_served_ratio,
+        min_availability=args.fail_below_availability,
+        max_p95_ms=args.fail_above_p95_ms,
+    )
+    for problem in problems:
+        print(f"cachelab load: threshold missed: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _show_line(line: str) -> None:
+    # "[2026-01-01 10:00:00,123] host/INFO/cachelab.loadtests: message" -> "10:00:00 message"
+    match = re.match(r"^\[\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d),\d+\] [^/]*/(\w+)/[\w.]+: (.*)$", line)
+    if match:
+        level = "" if match.group(2) == "INFO" else f"{match.group(2)}: "
+        line = f"{match.group(1)} {level}{match.group(3)}"
+    print(line, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m cachelab.commands.load ...` (until the lead adds "load" to cachelab.cli.COMMANDS)."""
+    parser = argparse.ArgumentParser(prog="cachelab")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["load", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"cachelab load: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
