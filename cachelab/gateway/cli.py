@@ -1,0 +1,123 @@
+"""`cachelab gateway` (and `python -m cachelab.gateway`): arguments, template resolution, then `Gateway.run()`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cachelab.cli import CliError
+from cachelab.gateway.server import API_TIMEOUT_S, Gateway, GatewaySettings, json_log
+from cachelab.gateway.spec import FunctionSpec, TemplateError, parse_params, runtime_mismatch
+from cachelab.processes import LOOPBACK, PortInUseError
+
+DEFAULT_PORT = 3000  # as `sam local start-api`
+DEFAULT_CONCURRENCY = 10
+DEFAULT_TEMPLATE = Path("sam/template.yaml")
+
+
+def _default_template() -> Path:
+    """sam/template.yaml under the working directory, else the one of the checkout this package runs from."""
+    if DEFAULT_TEMPLATE.is_file():
+        return DEFAULT_TEMPLATE
+    return Path(__file__).resolve().parents[2] / DEFAULT_TEMPLATE
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port (1-65535), got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected 0 to 3600 seconds, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
+    parser.add_argument("--host", default=LOOPBACK, help=f"address to listen on (default {LOOPBACK})")
+    parser.add_argument("--template", type=Path, default=None, help=f"the SAM template (default {DEFAULT_TEMPLATE})")
+    parser.add_argument(
+        "--function",
+        default=None,
+        help="logical id of the function to serve (default: the only one with REST API events)",
+    )
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="Name=Value",
+        help="override a template parameter (repeatable), as `sam local --parameter-overrides`",
+    )  # fmt: skip
+    parser.add_argument(
+        "--concurrency", type=_positive_int, default=None,
+        help="execution environments at most, like reserved concurrency (default: the template's "
+        f"ReservedConcurrentExecutions, else {DEFAULT_CONCURRENCY})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--throttle-wait", type=_seconds, default=1.0,
+        help="seconds a request waits for a busy environment before 429 Too Many Requests (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--api-timeout", type=_seconds, default=API_TIMEOUT_S,
+        help=f"API Gateway's integration timeout in seconds (default {API_TIMEOUT_S:.0f})",
+    )  # fmt: skip
+    parser.add_argument("--access-log", action="store_true", help="one JSON line per request on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    template = args.template if args.template is not None else _default_template()
+    # SAM CLI takes ~0.6 s to import: loaded here, so other `cachelab` subcommands do not pay for it.
+    load_function: Callable[..., FunctionSpec] = importlib.import_module("cachelab.gateway.template").load_function
+    try:
+        spec = load_function(template, function=args.function, params=parse_params(args.param), shell_env=os.environ)
+    except TemplateError as exc:
+        raise CliError(str(exc)) from None
+    concurrency = args.concurrency or spec.reserved_concurrency or DEFAULT_CONCURRENCY
+    settings = GatewaySettings(
+        host=args.host, port=args.port, concurrency=concurrency, throttle_wait=args.throttle_wait,
+        api_timeout=args.api_timeout or API_TIMEOUT_S, access_log=args.access_log,
+    )  # fmt: skip
+    mismatch = runtime_mismatch(spec.runtime)
+    if mismatch is not None:
+        json_log("runtime_mismatch", message=mismatch)
+    gateway = Gateway(spec, settings)
+    print(
+        f"cachelab gateway: {spec.logical_id} ({spec.handler}, {spec.runtime}, timeout {spec.timeout_s:g} s, "
+        f"{spec.memory_mb} MB, concurrency {concurrency}) on {gateway.url}",
+        flush=True,
+    )
+    try:
+        return gateway.run()
+    except PortInUseError as exc:
+        raise CliError(str(exc)) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m cachelab.gateway", description="A local API Gateway for the SAM-defined proxy Lambda."
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except CliError as exc:
+        print(f"cachelab gateway: error: {exc}", file=sys.stderr)
+        return 2
