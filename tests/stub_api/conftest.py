@@ -20,6 +20,7 @@ def stub_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StubClien
 @pytest.fixture
 def stub(stub_session: StubClient) -> StubClient:
     """The shared stub, back to its start state (POST /__admin/reset); fails loudly if it died."""
-    assert stub_session.proc is not None and stub_session.proc.poll() is None, "the stub process died"
+    assert stub_session.proc is not None
+    assert stub_session.proc.poll() is None, f"the stub process died; see {stub_session.log}"
     stub_session.reset()
     return stub_session

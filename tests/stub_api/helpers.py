@@ -45,8 +45,15 @@ class StubClient:
         self.log = log
         self.url = f"http://127.0.0.1:{port}"
 
-    def request(self, method: str, path: str, *, body: bytes | str | None = None,
-                headers: dict[str, str] | None = None, timeout: float = 10.0) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> Reply:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         started = time.monotonic()
         try:
@@ -94,14 +101,21 @@ def stub_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_stub(args: Sequence[str] = (), *, env: dict[str, str] | None = None, log_dir: Path,
-                 argv0: Sequence[str] | None = None, port: int | None = None) -> Iterator[StubClient]:
+def running_stub(
+    args: Sequence[str] = (),
+    *,
+    env: dict[str, str] | None = None,
+    log_dir: Path,
+    argv0: Sequence[str] | None = None,
+    port: int | None = None,
+) -> Iterator[StubClient]:
     """A real `python -m stub_api` (or `argv0`) process on a free loopback port, stopped at the end."""
     port = processes.free_port() if port is None else port
     command = [*(argv0 or [sys.executable, "-m", "stub_api"]), "--port", str(port), *args]
     log = log_dir / f"stub-{port}.log"
-    with processes.running(command, port=port, env=stub_env(env), log=log,
-                           health_url=f"http://127.0.0.1:{port}/__admin/health") as proc:
+    with processes.running(
+        command, port=port, env=stub_env(env), log=log, health_url=f"http://127.0.0.1:{port}/__admin/health"
+    ) as proc:
         yield StubClient(port, proc, log)
 
 
@@ -118,12 +132,17 @@ class Timed:
         return self.ended - self.started
 
 
-async def _fetch_all(urls: Sequence[str], timeout: float) -> list[Timed]:
+async def _fetch_all(urls: Sequence[str], timeout: float, limit: int | None) -> list[Timed]:
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     client_timeout = aiohttp.ClientTimeout(total=timeout)
+    gate = asyncio.Semaphore(limit or len(urls) or 1)
     async with aiohttp.ClientSession(connector=connector, timeout=client_timeout) as session:
 
         async def one(url: str) -> Timed:
+            async with gate:
+                return await timed(url)
+
+        async def timed(url: str) -> Timed:
             started = time.monotonic()
             try:
                 async with session.get(url) as resp:
@@ -136,9 +155,9 @@ async def _fetch_all(urls: Sequence[str], timeout: float) -> list[Timed]:
         return await asyncio.gather(*(one(url) for url in urls))
 
 
-def fetch_concurrently(urls: Sequence[str], *, timeout: float = 30.0) -> list[Timed]:
-    """GET all `urls` at once (one connection each) and time every answer."""
-    return asyncio.run(_fetch_all(urls, timeout))
+def fetch_concurrently(urls: Sequence[str], *, limit: int | None = None, timeout: float = 30.0) -> list[Timed]:
+    """GET all `urls` at once, or at most `limit` at a time (one connection each), and time every answer."""
+    return asyncio.run(_fetch_all(urls, timeout, limit))
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -30,8 +30,15 @@ def test_global_cache_control(stub: StubClient) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["max-age=60", "s-maxage=120, max-age=10", "no-store", "private, max-age=30", "max-age=5, stale-if-error=300",
-     "no-cache", "max-age=0, must-revalidate, stale-while-revalidate=30"],
+    [
+        "max-age=60",
+        "s-maxage=120, max-age=10",
+        "no-store",
+        "private, max-age=30",
+        "max-age=5, stale-if-error=300",
+        "no-cache",
+        "max-age=0, must-revalidate, stale-while-revalidate=30",
+    ],
 )
 def test_per_route_cache_control(stub: StubClient, value: str) -> None:
     stub.faults(routes={"/items/{id}": {"cache_control": value}, "/session": {"cache_control": "private"}})
@@ -69,7 +76,9 @@ def test_etag_is_strong_and_if_none_match_gives_304(stub: StubClient) -> None:
     stub.faults(cache_control="max-age=60")
     first = stub.get("/items/11")
     etag = first.headers["ETag"]
-    assert etag.startswith('"') and etag.endswith('"') and not etag.startswith("W/")
+    assert etag.startswith('"')
+    assert etag.endswith('"')
+    assert not etag.startswith("W/")
     for header in (etag, f'"nope", {etag}', f"W/{etag}", "*"):
         again = stub.get("/items/11", headers={"If-None-Match": header})
         assert again.status == 304, header

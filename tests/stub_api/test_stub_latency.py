@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.stub_api.helpers import StubClient, fetch_concurrently, percentile, running_stub
+from tests.stub_api.helpers import StubClient, Timed, fetch_concurrently, percentile, running_stub
 
 
-def _waited_at_least_the_sampled_latency(results: list, slack_s: float = 0.003) -> None:
+def _waited_at_least_the_sampled_latency(results: list[Timed], slack_s: float = 0.003) -> None:
     for r in results:
         assert r.status == 200, r
         assert r.latency_ms is not None
@@ -28,9 +28,7 @@ def test_lognormal_latency_distribution(stub: StubClient) -> None:
     """p50 = 50 ms and p99 = 250 ms: the draws (X-Stub-Latency-Ms) and the waits measured by the client."""
     state = stub.faults(latency_ms=50, latency_p99_ms=250)
     assert state["latency_model"] == "lognormal", "latency_p99_ms alone selects the log-normal model"
-    started = time.monotonic()
-    results = fetch_concurrently([f"{stub.url}/?name=n{i}" for i in range(400)])
-    wall = time.monotonic() - started
+    results = fetch_concurrently([f"{stub.url}/?name=n{i}" for i in range(400)], limit=40)
     _waited_at_least_the_sampled_latency(results)
 
     drawn = [r.latency_ms for r in results if r.latency_ms is not None]
@@ -39,28 +37,30 @@ def test_lognormal_latency_distribution(stub: StubClient) -> None:
     assert percentile(drawn, 0.9) > 1.5 * percentile(drawn, 0.5), "a heavy tail, not a constant"
 
     measured_ms = [r.elapsed * 1000 for r in results]
-    assert 0.8 * 50 <= percentile(measured_ms, 0.5) <= 1.2 * 50 + 50  # + room for 400 connections' overhead
-    assert 0.6 * 250 <= percentile(measured_ms, 0.99) <= 1.6 * 250 + 100
-    assert wall < 0.3 + max(drawn) / 1000 + 1.5, "requests were served concurrently"
+    assert 0.8 * 50 <= percentile(measured_ms, 0.5) <= 1.2 * 50 + 30  # + room for connecting and parsing
+    assert 0.6 * 250 <= percentile(measured_ms, 0.99) <= 1.6 * 250 + 60
 
 
 def test_uniform_latency_distribution(stub: StubClient) -> None:
     state = stub.faults(latency_model="uniform", latency_ms=100, latency_p99_ms=190)
     assert state["latency_model"] == "uniform"
-    results = fetch_concurrently([f"{stub.url}/items/{i}" for i in range(1, 301)])
+    results = fetch_concurrently([f"{stub.url}/items/{i}" for i in range(1, 301)], limit=60)
     _waited_at_least_the_sampled_latency(results)
     drawn = [r.latency_ms for r in results if r.latency_ms is not None]
     jitter = (190 - 100) / 0.98
-    assert min(drawn) >= 100 - jitter - 0.1 and max(drawn) <= 100 + jitter + 0.1
+    assert min(drawn) >= 100 - jitter - 0.1
+    assert max(drawn) <= 100 + jitter + 0.1
     assert 0.85 * 100 <= percentile(drawn, 0.5) <= 1.15 * 100
-    assert min(drawn) < 30 and max(drawn) > 170, "spread over the whole range"
+    assert min(drawn) < 30, "spread over the whole range"
+    assert max(drawn) > 170, "spread over the whole range"
 
 
 def test_uniform_without_p99_spans_zero_to_twice_the_median(stub: StubClient) -> None:
     stub.faults(latency_model="uniform", latency_ms=40)
     drawn = [r.latency_ms for r in fetch_concurrently([f"{stub.url}/echo"] * 200) if r.latency_ms is not None]
     assert len(drawn) == 200
-    assert 0 <= min(drawn) < 8 and 72 < max(drawn) <= 80
+    assert 0 <= min(drawn) < 8
+    assert 72 < max(drawn) <= 80
 
 
 def test_per_route_latency_override(stub: StubClient) -> None:

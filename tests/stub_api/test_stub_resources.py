@@ -18,8 +18,10 @@ def test_age_guess_is_deterministic_per_name(stub: StubClient) -> None:
     body = first.json()
     assert set(body) == {"count", "name", "age"}
     assert body["name"] == "michael"
-    assert isinstance(body["age"], int) and 18 <= body["age"] <= 90
-    assert isinstance(body["count"], int) and body["count"] > 0
+    assert isinstance(body["age"], int)
+    assert 18 <= body["age"] <= 90
+    assert isinstance(body["count"], int)
+    assert body["count"] > 0
     assert stub.get("/?name=michael").body == first.body
     ages = {stub.get(f"/?name=name{i}").json()["age"] for i in range(20)}
     assert len(ages) > 5, "different names should get different ages"
@@ -100,8 +102,12 @@ def test_pagination(stub: StubClient) -> None:
 
 @pytest.mark.parametrize(
     ("query", "fragment"),
-    [("page=0", "'page' must be between"), ("size=101", "'size' must be between"), ("size=x", "integer"),
-     ("page=1.5", "integer")],
+    [
+        ("page=0", "'page' must be between"),
+        ("size=101", "'size' must be between"),
+        ("size=x", "integer"),
+        ("page=1.5", "integer"),
+    ],
 )
 def test_pagination_bad_input(stub: StubClient, query: str, fragment: str) -> None:
     reply = stub.get(f"/items?{query}")
@@ -159,7 +165,8 @@ def test_session_sets_a_cookie(stub: StubClient) -> None:
     cookie = reply.headers["Set-Cookie"]
     token = reply.json()["session"]
     assert cookie.startswith(f"stub_session={token};")
-    assert "HttpOnly" in cookie and "Path=/" in cookie
+    assert "HttpOnly" in cookie
+    assert "Path=/" in cookie
     assert reply.json()["returning"] is False
     again = stub.get("/session", headers={"Cookie": f"stub_session={token}"})
     assert again.json()["returning"] is True
