@@ -259,7 +259,7 @@ def result_to_response(result: object, *, binary_media_types: Sequence[str], acc
     headers: list[tuple[str, str]] = []
     content_type: str | None = None
     multi = result.get("multiValueHeaders")
-    if multi:
+    if multi is not None:
         if type(multi) is not dict:
             raise MalformedResult("multiValueHeaders must be an object")
         for name, values in multi.items():
@@ -268,7 +268,7 @@ def result_to_response(result: object, *, binary_media_types: Sequence[str], acc
             wire_name = _header_name(name)
             headers.extend((wire_name, _header_value(name, v)) for v in values)
     single = result.get("headers")
-    if single:
+    if single is not None:
         if type(single) is not dict:
             raise MalformedResult("headers must be an object")
         for name, value in single.items():

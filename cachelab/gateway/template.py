@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,12 @@ def load_function(
     shell_env: Mapping[str, str] | None = None,
 ) -> FunctionSpec:
     """Resolve `function` (default: the only function with REST API events) of `template`."""
-    params = dict(params or {})
-    shell_env = os.environ if shell_env is None else shell_env
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # SAM CLI's own, about its dependencies
+        return _load(template, function, dict(params or {}), os.environ if shell_env is None else shell_env)
+
+
+def _load(template: Path, function: str | None, params: dict[str, str], shell_env: Mapping[str, str]) -> FunctionSpec:
     if not template.is_file():
         raise TemplateError(f"template {template} not found (pass --template PATH)")
     template = template.resolve()  # SAM CLI then resolves CodeUri against the template's own directory
