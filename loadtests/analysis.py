@@ -70,9 +70,6 @@ def parse_cache_status(header: str | None) -> CacheStatusInfo:
             fwd = value.strip().strip('"').lower()
         elif name == "collapsed":
             collapsed = value.strip() in ("", "?1")
-        elif name == "detail" and value.strip().strip('"').lower() == "collapsed-failure":
-            # cachelab's proxy: a waiter that received the lock holder's failure (it sent nothing upstream)
-            collapsed = True
     return CacheStatusInfo(fwd, collapsed)
 
 
@@ -112,12 +109,22 @@ def classify_exception(exc: BaseException | None) -> str:
     Judged by the exception's class hierarchy, by name where the class belongs to gevent or geventhttpclient
     (gevent.Timeout is not a TimeoutError; importing gevent here would monkey-patch nothing but cost a lot).
     """
+    for _ in range(5):  # geventhttpclient wraps the cause: RetriesExceeded(url, n, original=timeout(...))
+        inner = getattr(exc, "original", None)
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
     if exc is None:
         return OTHER_ERROR
     names = {cls.__name__ for cls in type(exc).__mro__}
     if isinstance(exc, TimeoutError) or names & {"Timeout", "ConnectionTimeout", "ReadTimeout"}:
         return TIMEOUT
-    if isinstance(exc, OSError) or names & {"HTTPConnectionClosed", "HTTPParseError", "BadStatusLine"}:
+    if isinstance(exc, OSError) or names & {
+        "HTTPConnectionClosed",
+        "HTTPParseError",
+        "BadStatusLine",
+        "ConnectionError",
+    }:
         return CONNECTION  # refused, reset, aborted, broken pipe, closed before a complete response
     return OTHER_ERROR
 

@@ -59,6 +59,8 @@ MSG_DRAIN = "cachelab_drain"
 MSG_DRAINED = "cachelab_drained"
 REPORT_KEY = "cachelab"
 DEFAULT_DURATION = "60s"
+WORKER_REPORT_WAIT = 8.0  # > Locust's WORKER_REPORT_INTERVAL (3 s), with room for a loaded machine
+CSV_WRITE_WAIT = 1.2  # > Locust's CSV_STATS_INTERVAL_SEC (1 s)
 
 
 Listener = TypeVar("Listener", bound=Callable[..., Any])
@@ -567,6 +569,8 @@ class Controller:
                 PROC.draining = True
                 _wait_in_flight(timeout)
         self.record.ended = time.time()
+        if drain:
+            self._let_locust_catch_up()
         for greenlet in (self._poller, self._progress_greenlet):
             if greenlet is not None:
                 greenlet.kill(block=True)
@@ -585,6 +589,22 @@ class Controller:
             self.scenario.name,
             self.record.ended - self.record.started,
         )
+
+    def _let_locust_catch_up(self) -> None:
+        """Wait until Locust's own statistics hold every recorded request, then for its CSV writer to run.
+
+        Workers send Locust's statistics every 3 s, and Locust rewrites its CSV files once a second but not at
+        exit, so without this wait the last seconds of a run would be missing from locust_stats.csv.
+        """
+        stats = self.env.stats
+        if stats is not None:
+            deadline = time.monotonic() + WORKER_REPORT_WAIT
+            while stats.total.num_requests < PROC.recorder.requests and time.monotonic() < deadline:
+                gevent.sleep(0.1)
+            if stats.total.num_requests != PROC.recorder.requests:
+                self.note(f"Locust counted {stats.total.num_requests} requests, the recorder {PROC.recorder.requests}")
+        if getattr(options(self.env), "csv_prefix", None):
+            gevent.sleep(CSV_WRITE_WAIT)
 
     def _settled_point(self) -> StubPoint | None:
         """The stub's counter once it stopped moving (requests the proxy still had in flight included)."""

@@ -278,6 +278,9 @@ def build_summary(record: RunRecord) -> dict[str, Any]:
         "workers": record.workers,
         **overall,
         "throughput_rps": _round(overall["requests"] / duration, 1),
+        # Distinct resources requested through the proxy: with a cold cache and a TTL longer than the run,
+        # a cache that collapses concurrent misses has exactly this many MISSes.
+        "distinct_resources": len(set().union(*m.resources.values())) if m.resources else 0,
         "upstream_requests": upstream,
         "direct_requests": direct,
         "upstream_requests_via_proxy": via_proxy,

@@ -75,18 +75,25 @@ def plan_phases(spec: str, total_seconds: float, names: tuple[str, ...]) -> list
         given.append((name.strip(), value.strip()))
     if tuple(n for n, _ in given) != names:
         raise ValueError(f"phases must be {', '.join(names)} in this order (got {', '.join(n for n, _ in given)})")
-    absolute = [v for _, v in given if v[-1:].isalpha()]
-    if absolute and len(absolute) != len(given):
-        raise ValueError("give every phase as a share or every phase as a duration, not a mix")
-    if absolute:
-        out = [PhaseSpec(n, parse_duration(v)) for n, v in given]
-    else:
+    shares: list[float] = []
+    durations: list[float] = []
+    for name, value in given:
         try:
-            shares = [float(v) for _, v in given]
+            shares.append(float(value))
+            continue
         except ValueError:
-            raise ValueError(f"phase shares must be numbers: {spec!r}") from None
-        if any(s < 0 for s in shares) or sum(shares) <= 0:
-            raise ValueError(f"phase shares must be >= 0 and not all zero: {spec!r}")
+            pass
+        try:
+            durations.append(parse_duration(value))
+        except ValueError:
+            raise ValueError(f"phase {name}: {value!r} is neither a share (0.4) nor a duration (20s)") from None
+    if shares and durations:
+        raise ValueError("give every phase as a share or every phase as a duration, not a mix")
+    if durations:
+        out = [PhaseSpec(n, d) for (n, _), d in zip(given, durations, strict=True)]
+    else:
+        if any(s < 0 or not math.isfinite(s) for s in shares) or sum(shares) <= 0:
+            raise ValueError(f"phase shares must be finite, >= 0 and not all zero: {spec!r}")
         total = sum(shares)
         out = [PhaseSpec(n, total_seconds * s / total) for (n, _), s in zip(given, shares, strict=True)]
     if any(p.seconds <= 0 for p in out):
