@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help venv test lint typecheck pytest bench tools clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 venv: $(STAMP) ## create or update .venv/ from pyproject.toml (with the dev extras)
 
