@@ -8,23 +8,28 @@ targets so machine noise spreads evenly):
   (every measured answer must say X-Cache: HIT);
 - gateway, trivial handler: `cachelab gateway` with a handler that returns a constant (the gateway's own cost);
 - gateway, proxy handler: `cachelab gateway` on sam/template.yaml with the real proxy, redis-server and the stub
-  API (every measured answer must say X-Cache: HIT). Skipped, with a note, when redis-server is missing.
+  API (every measured answer must say X-Cache: HIT). Skipped, with a note, when redis-server is missing;
+- proxy handler alone: the same HIT event passed to `proxy.handler.lambda_handler` in this process (no HTTP, no
+  gateway), to show how the proxy row splits between the handler and the gateway.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cachelab.gateway.events import CLOCK, HttpRequest, build_event
+from cachelab.gateway.worker import LambdaContext, StaticContext
 from cachelab.processes import (
     LOOPBACK,
     free_port,
@@ -33,6 +38,7 @@ from cachelab.processes import (
     start_redis_server,
     stop,
 )
+from proxy import handler as proxy_handler
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX = "/usr/sbin/nginx"
@@ -98,9 +104,41 @@ class Target:
     port: int
     expect_hit: bool
     samples: list[float] = field(default_factory=list)  # microseconds
+    call: Callable[[], float] | None = None  # an in-process measurement instead of HTTP
 
     def connect(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection(LOOPBACK, self.port, timeout=10)
+
+
+def _handler_call(redis_port: int, stub_port: int) -> Callable[[], float]:
+    """One timed in-process call of the proxy handler with the HIT event the gateway sends (logs discarded)."""
+    os.environ.update(
+        UPSTREAM_URL=f"http://{LOOPBACK}:{stub_port}", REDIS_URL=f"redis://{LOOPBACK}:{redis_port}/0", LOG_LEVEL="INFO"
+    )
+    request = HttpRequest(
+        "GET", PATH, "", [("Host", "bench"), ("Accept", "application/json")], b"", LOOPBACK, "HTTP/1.1"
+    )
+    epoch_ms, request_time, _ = CLOCK.now()
+    event = build_event(
+        request, resource="/{proxy+}", path_parameters={"proxy": PATH.lstrip("/")}, stage="api",
+        binary_media_types=(), request_id="bench", server_port=0, request_time_epoch=epoch_ms,
+        request_time=request_time,
+    )  # fmt: skip
+    static = StaticContext({"AWS_LAMBDA_FUNCTION_NAME": "ProxyFunction", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256"})
+    sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
+
+    def call() -> float:
+        context = LambdaContext("bench", int(time.time() * 1000) + 10_000, static)
+        with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
+            started = time.perf_counter_ns()
+            result = proxy_handler.lambda_handler(event, context)
+            elapsed = (time.perf_counter_ns() - started) / 1000.0
+        headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+        if result.get("statusCode") != 200 or headers.get("x-cache") != "HIT":
+            raise RuntimeError(f"proxy handler alone: expected a 200 HIT, got {result.get('statusCode')} {headers}")
+        return elapsed
+
+    return call
 
 
 def _get(conn: http.client.HTTPConnection, target: Target) -> float:
@@ -166,17 +204,23 @@ def _trivial_template(workdir: Path) -> Path:
 
 
 def _measure(targets: list[Target], requests: int, warmup: int, rounds: int) -> None:
-    connections = {t.name: t.connect() for t in targets}
+    connections = {t.name: t.connect() for t in targets if t.call is None}
+    probes: dict[str, Callable[[], float]] = {}
+    for target in targets:
+        if target.call is not None:
+            probes[target.name] = target.call
+        else:
+            conn = connections[target.name]
+            probes[target.name] = lambda conn=conn, target=target: _get(conn, target)  # type: ignore[misc]
     try:
         for target in targets:
-            conn = connections[target.name]
             for _ in range(warmup):
-                _get(conn, target)
+                probes[target.name]()
         per_round = max(1, requests // rounds)
         for _ in range(rounds):
             for target in targets:
-                conn = connections[target.name]
-                target.samples.extend(_get(conn, target) for _ in range(per_round))
+                probe = probes[target.name]
+                target.samples.extend(probe() for _ in range(per_round))
     finally:
         for conn in connections.values():
             conn.close()
@@ -196,7 +240,8 @@ def _report(targets: list[Target], requests: int, warmup: int, notes: list[str])
     for target in targets:
         values = sorted(target.samples)
         p50, p99 = _percentile(values, 0.50), _percentile(values, 0.99)
-        ratios[target.name] = p50 / base50
+        if target.call is None and target is not targets[0]:
+            ratios[target.name] = p50 / base50
         print(
             f"{target.name:<44}{p50:>9.1f}{p99:>9.1f}{statistics.fmean(values):>9.1f}"
             f"{p50 / base50:>8.2f}{p99 / base99:>8.2f}"
@@ -244,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             env = {"UPSTREAM_URL": f"http://{LOOPBACK}:{stub_port}"}
             proxy_port = stack.enter_context(_gateway(workdir, "gateway-proxy", proxy_args, env))
             targets.append(Target("gateway, proxy handler HIT (redis-server)", proxy_port, True))
+            alone = Target("proxy handler alone, in-process HIT", 0, True, call=_handler_call(redis_port, stub_port))
+            targets.append(alone)
         _prime(targets)
         _measure(targets, args.requests, args.warmup, args.rounds)
         ratios = _report(targets, args.requests, args.warmup, notes)
@@ -259,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
 def _prime(targets: list[Target]) -> None:
     """One unchecked request each: nginx and the proxy store the entry (a MISS), the gateway cold-starts."""
     for target in targets:
+        if target.call is not None:
+            continue  # the gateway-proxy target stored the entry in the same Redis
         conn = target.connect()
         try:
             conn.request("GET", PATH)

@@ -79,6 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--api-timeout", type=_seconds, default=API_TIMEOUT_S,
         help=f"API Gateway's integration timeout in seconds (default {API_TIMEOUT_S:.0f})",
     )  # fmt: skip
+    parser.add_argument(
+        "--warm", type=_positive_int, default=None, metavar="N",
+        help="start N execution environments before listening, like provisioned concurrency (default: none; "
+        "every environment starts on demand, a cold start)",
+    )  # fmt: skip
     parser.add_argument("--access-log", action="store_true", help="one JSON line per request on stderr")
 
 
@@ -93,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     concurrency = args.concurrency or spec.reserved_concurrency or DEFAULT_CONCURRENCY
     settings = GatewaySettings(
         host=args.host, port=args.port, concurrency=concurrency, throttle_wait=args.throttle_wait,
-        api_timeout=args.api_timeout or API_TIMEOUT_S, access_log=args.access_log,
+        api_timeout=args.api_timeout or API_TIMEOUT_S, access_log=args.access_log, warm=args.warm or 0,
     )  # fmt: skip
     mismatch = runtime_mismatch(spec.runtime)
     if mismatch is not None:

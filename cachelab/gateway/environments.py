@@ -272,7 +272,27 @@ class Pool:
         if not self._hand_over(SPAWN):
             self.slots -= 1
 
-    async def spawn(self, request_id: str) -> Environment:
+    async def prewarm(self, count: int) -> int:
+        """Start up to `count` environments now and park them idle (like provisioned concurrency).
+
+        Returns how many are ready; an init failure is logged and leaves its slot free for a later cold start.
+        """
+        count = min(count, self.concurrency - self.slots)
+        self.slots += count
+        results = await asyncio.gather(*(self.spawn(None) for _ in range(count)), return_exceptions=True)
+        ready = 0
+        for result in results:
+            if isinstance(result, Environment):
+                self.busy.discard(result)
+                self.release(result)
+                ready += 1
+            else:
+                self.discard(None, "init_failed")
+                if isinstance(result, BaseException) and not isinstance(result, EnvironmentFailed):
+                    raise result
+        return ready
+
+    async def spawn(self, request_id: str | None) -> Environment:
         """A cold start: a new worker process, ready (handler imported) within INIT_TIMEOUT_S."""
         if self.closed:
             raise EnvironmentFailed("the gateway is shutting down")

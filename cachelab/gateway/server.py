@@ -66,6 +66,7 @@ class GatewaySettings:
     api_timeout: float = API_TIMEOUT_S
     shutdown_grace: float = 2.0  # seconds in-flight requests get to finish on SIGTERM/SIGINT
     access_log: bool = False
+    warm: int = 0  # environments started before listening (like provisioned concurrency)
 
 
 class _BadRequest(Exception):
@@ -417,8 +418,12 @@ class Gateway:
         return f"http://{self.settings.host}:{self.settings.port}/"
 
     async def start(self) -> None:
+        """Check the port, start the `warm` environments, then listen."""
         self._loop = asyncio.get_running_loop()
         ensure_port_free(self.settings.port, self.settings.host, what="gateway")
+        if self.settings.warm:
+            ready = await self.pool.prewarm(self.settings.warm)
+            self.log("prewarmed", requested=self.settings.warm, ready=ready)
         try:
             self._server = await self._loop.create_server(
                 lambda: _HttpConnection(self), self.settings.host, self.settings.port, reuse_address=True

@@ -78,6 +78,17 @@ def test_cold_start_log_line(tmp_path: Path) -> None:
         assert len(gw.events("cold_start")) == 1
 
 
+def test_warm_environments_start_before_the_first_request(tmp_path: Path) -> None:
+    with running_gateway(tmp_path, "--warm", "2") as gw:
+        colds = gw.events("cold_start")  # logged before the port opened
+        assert len(colds) == 2
+        assert all(c["request_id"] is None for c in colds)
+        assert gw.stats()["environments"] == {"total": 2, "busy": 0, "idle": 2}
+        pids = {c["pid"] for c in colds}
+        assert {r.json()["pid"] for r in _concurrently(gw, ["/echo", "/echo"])} <= pids
+        assert len(gw.events("cold_start")) == 2
+
+
 def test_concurrency_cap_throttles_with_429(tmp_path: Path) -> None:
     with running_gateway(tmp_path, "--concurrency", "2", "--throttle-wait", "0.2") as gw:
         replies = _concurrently(gw, ["/sleep?s=1.5"] * 4)
