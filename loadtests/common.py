@@ -659,8 +659,11 @@ def install(scenario: Scenario) -> None:
     @on(events.init)
     def _init(environment: Environment, **_kwargs: Any) -> None:
         ENV[:] = [environment]
-        problems = common_problems(environment)
-        if scenario.validate is not None and not problems:
+        # Workers take the master's options with every spawn message, so only the master (or the single local
+        # process) judges them; a compose worker may well have none of its own.
+        worker = isinstance(environment.runner, WorkerRunner)
+        problems = [] if worker else common_problems(environment)
+        if scenario.validate is not None and not problems and not worker:
             problems = scenario.validate(environment)
         if problems:
             for problem in problems:
