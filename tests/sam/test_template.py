@@ -294,3 +294,17 @@ def test_every_function_has_a_log_group_with_retention(translations: dict[tuple[
     }
     for logical in resources(template, "AWS::Lambda::Function"):
         assert groups[json.dumps({"Fn::Sub": f"/aws/lambda/${{{logical}}}"})] == {"Ref": "LogRetentionDays"}
+
+
+def test_each_subnet_uses_its_route_table(translations: dict[tuple[str, str], dict[str, Any]]) -> None:
+    template = translations[("elasticache", "true")]
+    pairs = {
+        (a["Properties"]["SubnetId"]["Ref"], a["Properties"]["RouteTableId"]["Ref"])
+        for a in resources(template, "AWS::EC2::SubnetRouteTableAssociation").values()
+    }
+    assert pairs == {
+        ("PublicSubnetA", "PublicRouteTable"),
+        ("PublicSubnetB", "PublicRouteTable"),
+        ("PrivateSubnetA", "PrivateRouteTableA"),
+        ("PrivateSubnetB", "PrivateRouteTableB"),
+    }
