@@ -31,6 +31,8 @@ def free_port(host: str = LOOPBACK) -> int:
 def ensure_port_free(port: int, host: str = LOOPBACK, *, what: str = "service") -> None:
     """Fail fast, with a clear message, when `port` is already taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As servers do: connections in TIME_WAIT do not make a port "in use", a listener does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

@@ -1,0 +1,215 @@
+"""The native stack: Redis, the stub API, the local gateway and (optionally) the Locust web UI, as child processes.
+
+Used by `cachelab up` (until Ctrl-C) and `cachelab demo` (for one experiment). Every process runs in its own process
+group on a loopback port, logs to `<workdir>/<name>.log`, and is stopped (SIGTERM, then SIGKILL) in reverse order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from cachelab import processes
+from cachelab.processes import LOOPBACK
+
+# A slow, slightly heavy-tailed upstream by default: what makes caching worth it.
+DEFAULT_STUB_ARGS = ("--latency-ms", "120", "--latency-p99-ms", "600", "--seed", "7")
+FAKE_REDIS_WARNING = (
+    "warning: redis-server is not installed, so Redis is an embedded fakeredis server: everything works, but "
+    "latency figures are not representative (apt-get install redis-server for real ones)"
+)
+
+
+class StackError(RuntimeError):
+    """A service could not start; the message says which and where its log is."""
+
+
+@dataclass
+class StackConfig:
+    redis_port: int = 6379
+    stub_port: int = 8081
+    gateway_port: int = 3000
+    locust_port: int | None = 8089  # None: no Locust web UI
+    locustfile: str = "steady"
+    stub_args: tuple[str, ...] = DEFAULT_STUB_ARGS
+    gateway_params: tuple[str, ...] = ()
+    gateway_env: dict[str, str] = field(default_factory=dict)
+    concurrency: int | None = None
+    workdir: Path | None = None
+
+
+@dataclass
+class Service:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+class Stack:
+    def __init__(self, config: StackConfig, *, echo: bool = True) -> None:
+        self.config = config
+        self.echo = echo
+        self.services: list[Service] = []
+        self.fake_redis = processes.redis_server_path() is None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.workdir = config.workdir or Path(self._make_tmp())
+
+    def _make_tmp(self) -> str:
+        self._tmp = tempfile.TemporaryDirectory(prefix="cachelab-stack-")
+        return self._tmp.name
+
+    # -- URLs --------------------------------------------------------------------------------------------
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.config.redis_port}/0"
+
+    @property
+    def stub_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.config.stub_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.config.gateway_port}"
+
+    @property
+    def locust_url(self) -> str | None:
+        return f"http://{LOOPBACK}:{self.config.locust_port}" if self.config.locust_port else None
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        config = self.config
+        ports = [("Redis", config.redis_port), ("stub API", config.stub_port), ("gateway", config.gateway_port)]
+        if config.locust_port:
+            ports.append(("Locust web UI", config.locust_port))
+        seen: set[int] = set()
+        for what, port in ports:  # all checked before anything starts: fail fast, leave nothing behind
+            if port in seen:
+                raise StackError(f"port {port} is given to two services; choose distinct ports")
+            seen.add(port)
+            processes.ensure_port_free(port, what=what)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_redis()
+            self._start_stub()
+            self._start_gateway()
+            if config.locust_port:
+                self._start_locust()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            processes.stop(service.proc)
+        self.services.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    # -- services ------------------------------------------------------------------------------------------
+    def _python(self, *args: str) -> list[str]:
+        return [sys.executable, *args]
+
+    def _launch(
+        self,
+        name: str,
+        argv: list[str],
+        url: str,
+        port: int,
+        *,
+        health: str | None,
+        env: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> Service:
+        log = self.workdir / f"{name}.log"
+        started = time.monotonic()
+        proc = processes.start(argv, env=env, log=log)
+        service = Service(name, url, proc, log)
+        self.services.append(service)
+        try:
+            if health is not None:
+                processes.wait_for_http(health, timeout=timeout, proc=proc)
+            else:
+                processes.wait_for_port(port, timeout=timeout, proc=proc)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = _tail(log)
+            raise StackError(f"{name} did not become healthy: {exc}\n--- last lines of {log} ---\n{tail}") from None
+        if self.echo:
+            print(f"  {name:<10} ready in {time.monotonic() - started:4.1f} s  {url}", flush=True)
+        return service
+
+    def _start_redis(self) -> None:
+        port = str(self.config.redis_port)
+        if self.fake_redis:
+            print(FAKE_REDIS_WARNING, file=sys.stderr, flush=True)
+            argv = self._python("-m", "cachelab.fakeredis_server", "--port", port)
+        else:
+            binary = processes.redis_server_path()
+            assert binary is not None
+            argv = [binary, "--port", port, "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
+                    "--dir", str(self.workdir)]  # fmt: skip
+        self._launch("redis", argv, self.redis_url, self.config.redis_port, health=None)
+
+    def _start_stub(self) -> None:
+        argv = self._python("-m", "stub_api", "--host", LOOPBACK, "--port", str(self.config.stub_port),
+                            *self.config.stub_args)  # fmt: skip
+        self._launch("stub", argv, self.stub_url, self.config.stub_port, health=f"{self.stub_url}/__admin/health")
+
+    def _start_gateway(self) -> None:
+        env = {**os.environ, "UPSTREAM_URL": self.stub_url, "REDIS_URL": self.redis_url, **self.config.gateway_env}
+        argv = self._python("-m", "cachelab.gateway", "--host", LOOPBACK, "--port", str(self.config.gateway_port))
+        for param in self.config.gateway_params:
+            argv += ["--param", param]
+        if self.config.concurrency:
+            argv += ["--concurrency", str(self.config.concurrency)]
+        self._launch("gateway", argv, self.gateway_url, self.config.gateway_port, health=None, env=env, timeout=60.0)
+
+    def _start_locust(self) -> None:
+        import loadtests  # noqa: PLC0415 - only to find the locustfiles
+
+        locustfile = Path(loadtests.__file__).resolve().parent / f"{self.config.locustfile}.py"
+        env = {**os.environ, "CACHELAB_STUB_ADMIN": self.stub_url}
+        argv = self._python("-m", "locust", "-f", str(locustfile), "--host", self.gateway_url,
+                            "--web-host", LOOPBACK, "--web-port", str(self.config.locust_port))  # fmt: skip
+        assert self.locust_url is not None
+        self._launch("locust", argv, self.locust_url, self.config.locust_port or 0, health=self.locust_url, env=env, timeout=60.0)
+
+    def describe(self) -> str:
+        lines = [f"  {'Redis':<14} {self.redis_url}" + ("  (embedded fakeredis)" if self.fake_redis else ""),
+                 f"  {'stub API':<14} {self.stub_url}   control page {self.stub_url}/__admin/",
+                 f"  {'proxy (gateway)':<14} {self.gateway_url}   try: curl -i {self.gateway_url}/items/1"]  # fmt: skip
+        if self.locust_url:
+            lines.append(f"  {'Locust web UI':<14} {self.locust_url}")
+        lines.append(f"  logs           {self.workdir}")
+        return "\n".join(lines)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return "(no log)"
+
+
+@contextlib.contextmanager
+def running(config: StackConfig, *, echo: bool = True) -> Iterator[Stack]:
+    stack = Stack(config, echo=echo)
+    with stack:
+        yield stack
