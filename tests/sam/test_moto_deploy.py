@@ -10,6 +10,7 @@ import ast
 import io
 import json
 import zipfile
+from typing import Any
 
 import pytest
 
@@ -223,10 +224,10 @@ def test_network(moto: Moto, stack: Stack) -> None:
 
     # Private subnets leave through a NAT gateway (their own AZ's when MultiAZ), public ones through the IGW.
     # (moto does not report the subnet associations it creates; test_template checks them statically.)
-    def default_route(table: str) -> dict[str, str]:
+    def default_route(table: str) -> dict[str, Any]:
         routes = ec2.describe_route_tables(RouteTableIds=[stack.physical[table]])["RouteTables"][0]["Routes"]
         [route] = [r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
-        return route
+        return dict(route)
 
     assert default_route("PublicRouteTable").get("GatewayId") == stack.physical["InternetGateway"]
     nat_subnet = {n["NatGatewayId"]: n["SubnetId"] for n in nats}
