@@ -142,6 +142,13 @@ def test_api_is_rest_with_root_and_greedy_path_for_every_method(source: dict[str
     assert function["Handler"] == "proxy.handler.lambda_handler"
 
 
+def test_binary_answers_pass_through_the_rest_api(translations: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Without binary media types a REST API mangles the base64 bodies the proxy returns for images."""
+    apis = resources(translations[("external", "false")], "AWS::ApiGateway::RestApi")
+    # CloudFormation spells "/" as "~1" in this list: "*~1*" is */*, every media type.
+    assert [api["Properties"]["BinaryMediaTypes"] for api in apis.values()] == [["*~1*"]]
+
+
 # ---------------------------------------------------------------------------------------------- least privilege
 def _rules(resource: dict[str, Any], key: str) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = resource["Properties"].get(key, [])
