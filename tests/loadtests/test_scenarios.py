@@ -149,9 +149,11 @@ def check_upstream_exact_outage(s: dict[str, Any], direct_retries: bool = False)
     MISS + BYPASS + revalidations can only be lower."""
     observed = s["upstream_requests_via_proxy"]
     if direct_retries:
-        # geventhttpclient silently resends a direct GET whose connection was reset before any response (up to
-        # twice with one connection per user), so the stub sees more direct requests than Locust recorded.
-        assert s["forwarded"] <= observed <= s["forwarded"] + 2 * s["targets"]["upstream"]["errors"]["connection"]
+        # geventhttpclient silently resends a GET whose connection was reset before any response (at most twice
+        # with one connection per user), so the stub may see up to three attempts per recorded direct request;
+        # the last attempt can also succeed (at the end of the outage), so the bound is per direct request.
+        assert s["forwarded"] <= observed <= s["forwarded"] + 2 * s["direct_requests"]
+        assert observed > s["forwarded"]  # the reset direct calls were resent at least once
     else:
         assert s["forwarded"] == observed
     assert s["expected_upstream_requests"] <= s["forwarded"]
