@@ -5,8 +5,9 @@
 
 When the outage phase starts, the master (only) sends POST /__admin/faults {"mode": MODE} to the stub; when
 recovery starts it sends {"mode": "up"} (and again at the end of the run, whatever happened). Requests are grouped
-by whether this Locust process had already received a 2xx/3xx for their key ("warm-key") or not ("cold-key"): a
-cache can only keep warm keys available while the upstream is down.
+by whether this Locust process had already received a 2xx/3xx for their key during the run ("seen-key": the
+cache has it) or not ("new-key": it may or may not be cached). A cache can keep seen keys available while the
+upstream is down; a new key has nothing to fall back on unless another process or an earlier run cached it.
 
 Knobs: --outage-mode CACHELAB_OUTAGE_MODE (error | timeout | reset), --phases CACHELAB_PHASES (shares of the run
 time, or fixed durations such as warmup=10s,outage=20s,recovery=10s), and the steady knobs (--keys, --zipf-s,
@@ -38,8 +39,8 @@ from loadtests.workload import PhaseSpec, parse_duration, plan_phases
 
 PHASES = ("warmup", "outage", "recovery")
 MODES = ("error", "timeout", "reset")
-WARM = "warm-key"
-COLD = "cold-key"
+SEEN = "seen-key"
+NEW = "new-key"
 
 
 @on(events.init_command_line_parser)
@@ -110,7 +111,7 @@ install(SCENARIO)
 
 class OutageUser(ZipfUser):
     def group_for(self, resource: str) -> str:
-        return WARM if resource in PROC.ok_resources else COLD
+        return SEEN if resource in PROC.ok_resources else NEW
 
 
 class OutageShape(RunShape):

@@ -247,17 +247,17 @@ def test_only_hit_and_stale_cost_nothing_upstream() -> None:
 
 def test_figures_select_by_phase_group_and_target() -> None:
     m = Measurements()
-    add(m, key("HIT", phase="warmup", group="warm-key"), 1.0, 1.0)
-    add(m, key("MISS", phase="warmup", group="cold-key"), 9.0)
-    add(m, key("STALE", phase="outage", group="warm-key"), 2.0, 2.0, 2.0)
-    add(m, key("MISS", "http_500", phase="outage", group="cold-key"), 3.0)
+    add(m, key("HIT", phase="warmup", group="seen-key"), 1.0, 1.0)
+    add(m, key("MISS", phase="warmup", group="new-key"), 9.0)
+    add(m, key("STALE", phase="outage", group="seen-key"), 2.0, 2.0, 2.0)
+    add(m, key("MISS", "http_500", phase="outage", group="new-key"), 3.0)
     add(m, key(NONE, "http_500", phase="outage", target=TARGET_UPSTREAM), 1.0)
     assert figures(m, phase="warmup")["requests"] == 3
     outage = figures(m, phase="outage")
     assert outage["requests"] == 5
     assert outage["availability"] == round(3 / 5, 6)
     assert outage["cache_served_ratio"] == 0.75
-    warm = figures(m, phase="outage", group="warm-key")
+    warm = figures(m, phase="outage", group="seen-key")
     assert (warm["requests"], warm["availability"], warm["cache_served_ratio"]) == (3, 1.0, 1.0)
     direct = figures(m, target=TARGET_UPSTREAM)
     assert direct["requests"] == 1

@@ -109,7 +109,7 @@ def test_steady_distributed_over_two_processes_at_a_target_rate(stack: Stack, tm
     check_collapsed(s["by_cache_status"]["MISS"]["count"], s["distinct_resources"])
 
 
-def test_outage_error_keeps_warm_keys_available_from_stale_entries(stack: Stack, tmp_path: Path) -> None:
+def test_outage_error_keeps_seen_keys_available_from_stale_entries(stack: Stack, tmp_path: Path) -> None:
     stack.faults({"cache_control": "max-age=1"})  # entries go stale within the outage
     s = run(
         stack,
@@ -128,14 +128,14 @@ def test_outage_error_keeps_warm_keys_available_from_stale_entries(stack: Stack,
     assert outage["start_s"] == pytest.approx(2.4, abs=0.3)
     assert recovery["start_s"] == pytest.approx(4.2, abs=0.3)
     assert warmup["availability"] == 1.0
-    warm = outage["groups"]["warm-key"]
-    assert warm["requests"] > 0
-    assert warm["availability"] == 1.0
-    assert warm["cache_served_ratio"] == 1.0
+    seen = outage["groups"]["seen-key"]
+    assert seen["requests"] > 0
+    assert seen["availability"] == 1.0
+    assert seen["cache_served_ratio"] == 1.0
     assert outage["by_cache_status"]["STALE"]["count"] > 0
-    cold = outage["groups"].get("cold-key")
-    if cold is not None:  # keys first requested during the outage have nothing to fall back on
-        assert cold["availability"] < 1.0
+    new = outage["groups"].get("new-key")
+    if new is not None:  # keys first requested during the outage have nothing to fall back on
+        assert new["availability"] < 1.0
         statuses = outage["errors"]["by_status"]
         assert statuses
         assert all(500 <= int(status) <= 504 for status in statuses)  # the upstream's error, passed on
@@ -179,7 +179,7 @@ def test_outage_timeout_classifies_direct_timeouts(stack: Stack, tmp_path: Path)
     assert direct["requests"] > 0
     assert direct["errors"]["timeout"] == direct["requests"] - direct["availability"] * direct["requests"] > 0
     assert direct["by_cache_status"]["ERROR"]["p50_ms"] == pytest.approx(1500, rel=0.2)
-    assert outage["groups"]["warm-key"]["availability"] == 1.0
+    assert outage["groups"]["seen-key"]["availability"] == 1.0
     assert s["phases"][0]["targets"]["upstream"]["availability"] == 1.0
 
 
@@ -201,7 +201,7 @@ def test_outage_reset_classifies_connection_errors(stack: Stack, tmp_path: Path)
     direct = outage["targets"]["upstream"]
     assert direct["errors"]["connection"] > 0
     assert direct["availability"] < 0.5
-    assert outage["groups"]["warm-key"]["availability"] == 1.0
+    assert outage["groups"]["seen-key"]["availability"] == 1.0
     assert s["phases"][2]["availability"] == 1.0
 
 

@@ -38,14 +38,14 @@ def outage_record() -> RunRecord:
         for _ in range(n):
             m.add(Sample(T0 + at, ms, key, resource))
 
-    put(0.5, k("warmup", "MISS", group="cold-key", fwd="uri-miss"), 10, 50.0, "1")
-    put(1.5, k("warmup", "HIT", group="warm-key"), 30, 1.0)
-    put(2.5, k("warmup", "HIT", group="warm-key"), 40, 1.0)
-    put(3.5, k("outage", "STALE", group="warm-key", fwd="stale"), 20, 3.0)
-    put(4.5, k("outage", "HIT", group="warm-key"), 20, 1.0)
-    put(5.5, k("outage", "MISS", "http_503", group="cold-key", fwd="uri-miss"), 10, 4.0)
-    put(8.5, k("recovery", "HIT", group="warm-key"), 40, 1.0)
-    put(9.5, k("recovery", "MISS", group="cold-key", fwd="uri-miss"), 5, 40.0, "2")
+    put(0.5, k("warmup", "MISS", group="new-key", fwd="uri-miss"), 10, 50.0, "1")
+    put(1.5, k("warmup", "HIT", group="seen-key"), 30, 1.0)
+    put(2.5, k("warmup", "HIT", group="seen-key"), 40, 1.0)
+    put(3.5, k("outage", "STALE", group="seen-key", fwd="stale"), 20, 3.0)
+    put(4.5, k("outage", "HIT", group="seen-key"), 20, 1.0)
+    put(5.5, k("outage", "MISS", "http_503", group="new-key", fwd="uri-miss"), 10, 4.0)
+    put(8.5, k("recovery", "HIT", group="seen-key"), 40, 1.0)
+    put(9.5, k("recovery", "MISS", group="new-key", fwd="uri-miss"), 5, 40.0, "2")
     return RunRecord(
         scenario="outage",
         host="http://proxy",
@@ -88,11 +88,11 @@ def test_outage_summary_splits_phases_and_counts_upstream_per_phase() -> None:
     assert sum(p["requests"] for p in s["phases"]) == s["requests"]
     assert [p["upstream_requests"] for p in s["phases"]] == [10, 30, 5]
     assert outage["availability"] == 0.8
-    assert outage["groups"]["warm-key"]["availability"] == 1.0
-    assert outage["groups"]["cold-key"]["availability"] == 0.0
+    assert outage["groups"]["seen-key"]["availability"] == 1.0
+    assert outage["groups"]["new-key"]["availability"] == 0.0
     assert outage["by_cache_status"]["STALE"]["count"] == 20
     assert outage["by_cache_status"]["STALE"]["p99_ms"] == pytest.approx(3.0, rel=0.01)
-    assert s["groups"]["cold-key"]["distinct_resources"] == 2
+    assert s["groups"]["new-key"]["distinct_resources"] == 2
     assert s["consistency"]["sum_by_cache_status"] == 175
     assert s["consistency"]["forwarded_by_cache_status_header"] == 10 + 20 + 10 + 5
     assert "targets" in s
@@ -227,5 +227,5 @@ def test_render_text_mentions_the_headline_figures() -> None:
     assert "hit ratio 74.3%" in text
     assert "availability 94.3%" in text
     assert "upstream requests 45" in text
-    for name in ("warmup", "outage", "recovery", "outage/warm-key", "STALE", "503:10"):
+    for name in ("warmup", "outage", "recovery", "outage/seen-key", "STALE", "503:10"):
         assert name in text
