@@ -6,7 +6,8 @@ Targets, each measured with sequential keep-alive GETs from one `http.client` co
 targets so machine noise spreads evenly):
 - nginx: Debian's nginx as a non-daemon with a throwaway prefix, `proxy_cache` in front of the stub API
   (every measured answer must say X-Cache: HIT);
-- gateway, trivial handler: `cachelab gateway` with a handler that returns a constant (the gateway's own cost);
+- gateway, constant handler: `cachelab gateway` with a handler that returns a constant copy of the proxy's HIT
+  answer (same headers and body): the gateway's own cost;
 - gateway, proxy handler: `cachelab gateway` on sam/template.yaml with the real proxy, redis-server and the stub
   API (every measured answer must say X-Cache: HIT). Skipped, with a note, when redis-server is missing;
 - proxy handler alone: the same HIT event passed to `proxy.handler.lambda_handler` in this process (no HTTP, no
@@ -28,6 +29,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cachelab.gateway.cli import command as gateway_command
+from cachelab.gateway.cli import health_url
 from cachelab.gateway.events import CLOCK, HttpRequest, build_event
 from cachelab.gateway.worker import LambdaContext, StaticContext
 from cachelab.processes import (
@@ -62,11 +65,25 @@ Resources:
 """
 
 TRIVIAL_HANDLER = """\
-BODY = '{"id": 1, "name": "constant"}'
+# A constant answer shaped like the proxy's HIT for /items/1 (same headers, same 205-byte body), so the rows
+# compare the same response on the wire.
+BODY = (
+    '{"id":1,"version":1,"name":"urban orchid","price":89.55,"currency":"EUR","tags":["bulk","gift","limited"],'
+    '"stock":90,"description":"The urban orchid no. 1, revision 1.","updated_at":"2024-01-01T00:01:00Z"}'
+)
+HEADERS = {
+    "etag": '"449af912b65f58941ce0b185248c02d8"',
+    "last-modified": "Mon, 01 Jan 2024 00:01:00 GMT",
+    "content-type": "application/json; charset=utf-8",
+    "x-stub-latency-ms": "0.0",
+    "age": "0",
+    "x-cache": "HIT",
+    "cache-status": "cachelab; hit; ttl=299",
+}
 
 
 def lambda_handler(event, context):
-    return {"statusCode": 200, "headers": {"Content-Type": "application/json", "X-Cache": "HIT"}, "body": BODY}
+    return {"statusCode": 200, "headers": HEADERS, "body": BODY}
 """
 
 NGINX_CONF = """\
@@ -187,10 +204,9 @@ def _stub(workdir: Path) -> Iterator[int]:
 @contextmanager
 def _gateway(workdir: Path, name: str, args: list[str], env: dict[str, str] | None = None) -> Iterator[int]:
     port = free_port()
-    argv = [sys.executable, "-m", "cachelab.gateway", "--port", str(port), *args]
-    url = f"http://{LOOPBACK}:{port}/__gateway/health"
     child_env = {**os.environ, **(env or {})}
-    with running(argv, port=port, env=child_env, log=workdir / f"{name}.log", health_url=url, timeout=30):
+    argv = gateway_command(port, extra=args)
+    with running(argv, port=port, env=child_env, log=workdir / f"{name}.log", health_url=health_url(port), timeout=30):
         yield port
 
 
@@ -273,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = [Target("nginx proxy_cache HIT", stack.enter_context(_nginx(workdir, stub_port)), True)]
         trivial = _trivial_template(workdir)
         gw_port = stack.enter_context(_gateway(workdir, "gateway-trivial", ["--template", str(trivial)]))
-        targets.append(Target("gateway, trivial handler", gw_port, True))
+        targets.append(Target("gateway, constant handler", gw_port, True))
         if args.no_proxy:
             notes.append("proxy handler target skipped (--no-proxy)")
         elif redis_server_path() is None:

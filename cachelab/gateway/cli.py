@@ -6,17 +6,18 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from cachelab.cli import CliError
-from cachelab.gateway.server import API_TIMEOUT_S, Gateway, GatewaySettings, json_log
+from cachelab.gateway.server import ADMIN_PREFIX, API_TIMEOUT_S, Gateway, GatewaySettings, json_log
 from cachelab.gateway.spec import FunctionSpec, TemplateError, parse_params, runtime_mismatch
 from cachelab.processes import LOOPBACK, PortInUseError
 
 DEFAULT_PORT = 3000  # as `sam local start-api`
 DEFAULT_CONCURRENCY = 10
 DEFAULT_TEMPLATE = Path("sam/template.yaml")
+HEALTH_PATH = f"{ADMIN_PREFIX}health"
 
 
 def _default_template() -> Path:
@@ -24,6 +25,34 @@ def _default_template() -> Path:
     if DEFAULT_TEMPLATE.is_file():
         return DEFAULT_TEMPLATE
     return Path(__file__).resolve().parents[2] / DEFAULT_TEMPLATE
+
+
+def command(
+    port: int,
+    *,
+    host: str = LOOPBACK,
+    template: Path | None = None,
+    params: Mapping[str, str] | None = None,
+    concurrency: int | None = None,
+    warm: int | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The argv that runs a gateway in its own process (what `cachelab up` starts); it is healthy when
+    `health_url(port)` answers 200. Configuration names (UPSTREAM_URL, REDIS_URL, ...) go in its environment."""
+    argv = [sys.executable, "-m", "cachelab.gateway", "--port", str(port), "--host", host]
+    if template is not None:
+        argv += ["--template", str(template)]
+    for name, value in (params or {}).items():
+        argv += ["--param", f"{name}={value}"]
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
+    if warm is not None:
+        argv += ["--warm", str(warm)]
+    return [*argv, *extra]
+
+
+def health_url(port: int, host: str = LOOPBACK) -> str:
+    return f"http://{host}:{port}{HEALTH_PATH}"
 
 
 def _positive_int(text: str) -> int:

@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cachelab import processes
+from cachelab.gateway.cli import command, health_url
 
 HERE = Path(__file__).resolve().parent
 FIXTURE_TEMPLATE = HERE / "fixtures" / "template.yaml"
@@ -109,7 +109,7 @@ class Gateway:
 
 
 def gateway_argv(port: int, *args: str, template: Path = FIXTURE_TEMPLATE) -> list[str]:
-    return [sys.executable, "-m", "cachelab.gateway", "--port", str(port), "--template", str(template), *args]
+    return command(port, template=template, extra=args)
 
 
 @contextlib.contextmanager
@@ -122,7 +122,7 @@ def running_gateway(
     child_env = {**os.environ, **(env or {})}
     proc = processes.start(gateway_argv(port, *args, template=template), env=child_env, log=log)
     try:
-        processes.wait_for_http(f"http://{processes.LOOPBACK}:{port}/__gateway/health", timeout=30, proc=proc)
+        processes.wait_for_http(health_url(port), timeout=30, proc=proc)
         yield Gateway(proc, port, log)
     finally:
         processes.stop(proc)

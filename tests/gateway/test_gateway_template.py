@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from samcli.commands._utils.template import get_template_data
 
 from cachelab import processes
 from cachelab.gateway.spec import CONFIG_NAMES, TemplateError
@@ -146,11 +147,14 @@ def test_real_template_resolution() -> None:
         params={"RedisMode": "external", "RedisUrl": "redis://127.0.0.1:6399/0"},
         shell_env={"UPSTREAM_URL": "http://127.0.0.1:1"},
     )
+    defaults = {name: decl.get("Default") for name, decl in get_template_data(str(REAL_TEMPLATE))["Parameters"].items()}
     assert spec.logical_id == "ProxyFunction"
     assert spec.handler == "proxy.handler.lambda_handler"
     assert spec.runtime.startswith("python3.")
-    assert spec.timeout_s == 10.0
-    assert spec.memory_mb == 256
+    # The template wins: timeout, memory and stage are its parameters' defaults.
+    assert spec.timeout_s == float(defaults["FunctionTimeoutSeconds"])
+    assert spec.memory_mb == int(defaults["FunctionMemoryMB"])
+    assert spec.stage == defaults["StageName"]
     # sam build nests ../proxy as the package `proxy/`: running in place, the task root is the repository.
     assert spec.code_dir == REPO / "proxy"
     assert spec.task_root == REPO
