@@ -83,12 +83,17 @@ def _seconds(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})")
-    parser.add_argument("--host", default=LOOPBACK, help=f"address to listen on (default {LOOPBACK})")
-    parser.add_argument("--template", type=Path, default=None, help=f"the SAM template (default {DEFAULT_TEMPLATE})")
+    parser.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, metavar="P", help=f"port to listen on (default {DEFAULT_PORT})"
+    )
+    parser.add_argument("--host", default=LOOPBACK, metavar="ADDR", help=f"address to listen on (default {LOOPBACK})")
+    parser.add_argument(
+        "--template", type=Path, default=None, metavar="PATH", help=f"the SAM template (default {DEFAULT_TEMPLATE})"
+    )
     parser.add_argument(
         "--function",
         default=None,
+        metavar="LOGICAL_ID",
         help="logical id of the function to serve (default: the only one with REST API events)",
     )
     parser.add_argument(
@@ -96,16 +101,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a template parameter (repeatable), as `sam local --parameter-overrides`",
     )  # fmt: skip
     parser.add_argument(
-        "--concurrency", type=_positive_int, default=None,
+        "--concurrency", type=_positive_int, default=None, metavar="N",
         help="execution environments at most, like reserved concurrency (default: the template's "
         f"ReservedConcurrentExecutions, else {DEFAULT_CONCURRENCY})",
     )  # fmt: skip
     parser.add_argument(
-        "--throttle-wait", type=_seconds, default=1.0,
+        "--throttle-wait", type=_seconds, default=1.0, metavar="S",
         help="seconds a request waits for a busy environment before 429 Too Many Requests (default 1)",
     )  # fmt: skip
     parser.add_argument(
-        "--api-timeout", type=_seconds, default=API_TIMEOUT_S,
+        "--api-timeout", type=_seconds, default=API_TIMEOUT_S, metavar="S",
         help=f"API Gateway's integration timeout in seconds (default {API_TIMEOUT_S:.0f})",
     )  # fmt: skip
     parser.add_argument(
