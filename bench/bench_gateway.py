@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_gateway", description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=5000, help="measured requests per target (default 5000)")
     parser.add_argument("--warmup", type=int, default=500, help="unmeasured requests per target first (default 500)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
     parser.add_argument("--no-proxy", action="store_true", help="skip the real proxy handler + redis-server target")
     parser.add_argument(
         "--max-ratio", type=float, default=None, help="exit 1 when a gateway's p50 exceeds this multiple of nginx's"
