@@ -147,7 +147,9 @@ def test_real_template_resolution() -> None:
         params={"RedisMode": "external", "RedisUrl": "redis://127.0.0.1:6399/0"},
         shell_env={"UPSTREAM_URL": "http://127.0.0.1:1"},
     )
-    defaults = {name: decl.get("Default") for name, decl in get_template_data(str(REAL_TEMPLATE))["Parameters"].items()}
+    data = get_template_data(str(REAL_TEMPLATE))
+    defaults = {name: decl.get("Default") for name, decl in data["Parameters"].items()}
+    declared_binary = data["Resources"]["ProxyApi"]["Properties"].get("BinaryMediaTypes") or []
     assert spec.logical_id == "ProxyFunction"
     assert spec.handler == "proxy.handler.lambda_handler"
     assert spec.runtime.startswith("python3.")
@@ -155,6 +157,7 @@ def test_real_template_resolution() -> None:
     assert spec.timeout_s == float(defaults["FunctionTimeoutSeconds"])
     assert spec.memory_mb == int(defaults["FunctionMemoryMB"])
     assert spec.stage == defaults["StageName"]
+    assert list(spec.binary_media_types) == [t.replace("~1", "/") for t in declared_binary]
     # sam build nests ../proxy as the package `proxy/`: running in place, the task root is the repository.
     assert spec.code_dir == REPO / "proxy"
     assert spec.task_root == REPO
