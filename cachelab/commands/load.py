@@ -231,7 +231,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Scenario knobs not listed here can be given as CACHELAB_* environment variables or --locust-arg.",
     )
     parser.add_argument("scenario", choices=tuple(SCENARIOS), help="the scenario to run")
-    parser.add_argument("--host", required=True, help="base URL of the proxy: the gateway, a LocalStack or AWS API")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--host", help="base URL of the proxy: the gateway, a LocalStack or AWS API URL")
+    target.add_argument(
+        "--stack", metavar="NAME", help="take the API URL from this CloudFormation stack's outputs (see --target)"
+    )
+    parser.add_argument(
+        "--target",
+        choices=("localstack", "aws"),
+        default="localstack",
+        help="with --stack: where the stack lives (default localstack)",
+    )
+    parser.add_argument("--region", help="with --stack: AWS region")
+    parser.add_argument("--endpoint-url", help="with --stack --target localstack: LocalStack's endpoint")
     parser.add_argument(
         "--stub-admin",
         metavar="URL",
@@ -304,8 +316,24 @@ def _validate(args: argparse.Namespace) -> None:
         raise CliError("compare sends every request to the upstream too: give --upstream URL or --stub-admin URL")
 
 
+def stack_api_url(stack: str, target: str, region: str | None, endpoint: str | None) -> str:
+    """The API URL of a deployed stack, as `cachelab deploy` prints it."""
+    from cachelab.commands.deploy import api_url, make_target, stack_outputs  # noqa: PLC0415 - boto3 is slow
+
+    aws = make_target(target, region=region, endpoint=endpoint)
+    url = api_url(aws, stack_outputs(aws, stack))
+    if not url:
+        raise CliError(f"stack {stack!r} has no ApiUrl output (nor ApiId and ApiStageName)")
+    return url
+
+
 def run(args: argparse.Namespace) -> int:
     _validate(args)
+    if args.stack:
+        args.host = stack_api_url(args.stack, args.target, args.region, args.endpoint_url)
+        print(f"cachelab load: target {args.host} (stack {args.stack})", file=sys.stderr)
+    elif args.region or args.endpoint_url:
+        raise CliError("--region and --endpoint-url apply with --stack only")
     host = _check_url("--host", args.host)
     stub_admin = _check_url("--stub-admin", args.stub_admin).removesuffix("/__admin") if args.stub_admin else None
     if args.upstream:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from cachelab import processes
@@ -135,3 +138,75 @@ def test_unknown_scenario_is_an_argparse_error(capsys: pytest.CaptureFixture[str
         load.main(["soak", "--host", "http://127.0.0.1:1"])
     assert exc.value.code == 2
     assert "invalid choice: 'soak'" in capsys.readouterr().err
+
+
+STACK_TEMPLATE = """
+Resources:
+  Topic:
+    Type: AWS::SNS::Topic
+Outputs:
+  ApiId:
+    Value: abc123
+  ApiStageName:
+    Value: api
+  ApiUrl:
+    Value: https://abc123.execute-api.us-east-1.amazonaws.com/api/
+"""
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto server (real process) standing in for LocalStack's CloudFormation, with one stack deployed."""
+    port = processes.free_port()
+    argv = [str(Path(sys.executable).parent / "moto_server"), "-H", processes.LOOPBACK, "-p", str(port)]
+    endpoint = f"http://localhost:{port}"
+    with processes.running(argv, port=port, log=tmp_path_factory.mktemp("moto") / "moto.log"):
+        cfn = boto3.client(
+            "cloudformation",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        cfn.create_stack(StackName="cachelab-load", TemplateBody=STACK_TEMPLATE)
+        yield endpoint
+
+
+def test_stack_outputs_give_the_target(moto_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = load.main(
+        [
+            "steady",
+            "--stack",
+            "cachelab-load",
+            "--target",
+            "localstack",
+            "--endpoint-url",
+            moto_endpoint,
+            "--region",
+            "us-east-1",
+            "--users",
+            "1",
+            "--duration",
+            "1s",
+            "--out",
+            str(tmp_path / "s"),
+        ]
+    )
+    err = capsys.readouterr().err
+    url = f"{moto_endpoint}/restapis/abc123/api/_user_request_"
+    assert f"target {url}/ (stack cachelab-load)" in err
+    assert rc == 0, err
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["host"] == url
+    assert summary["requests"] > 0  # moto answers 404 to these, which proves they went there
+
+
+def test_missing_stack_is_a_clear_error(moto_endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = load.main(["steady", "--stack", "nope", "--endpoint-url", moto_endpoint, "--region", "us-east-1"])
+    assert rc == 2
+    assert "stack 'nope' not found" in capsys.readouterr().err
+
+
+def test_stack_flags_need_a_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert load.main(["steady", "--host", "http://127.0.0.1:1", "--endpoint-url", "http://x"]) == 2
+    assert "apply with --stack only" in capsys.readouterr().err
