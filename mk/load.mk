@@ -12,7 +12,7 @@ LOAD_ARGS ?=
 .PHONY: load test-load bench-load
 
 load: venv ## run a Locust scenario headless: SCENARIO, LOAD_HOST, LOAD_STUB_ADMIN, LOAD_USERS, LOAD_DURATION, LOAD_ARGS
-	$(BIN)/python -m cachelab.commands.load $(SCENARIO) --host $(LOAD_HOST) --stub-admin $(LOAD_STUB_ADMIN) \
+	$(BIN)/cachelab load $(SCENARIO) --host $(LOAD_HOST) --stub-admin $(LOAD_STUB_ADMIN) \
 		--users $(LOAD_USERS) --duration $(LOAD_DURATION) --processes $(LOAD_PROCESSES) $(LOAD_ARGS)
 
 test-load: venv tools ## the load tests' tests: summary math, and every scenario against redis + stub + gateway

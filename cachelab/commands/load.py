@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -380,21 +380,3 @@ def _show_line(line: str) -> None:
         level = "" if match.group(2) == "INFO" else f"{match.group(2)}: "
         line = f"{match.group(1)} {level}{match.group(3)}"
     print(line, file=sys.stderr, flush=True)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m cachelab.commands.load ...` (until the lead adds "load" to cachelab.cli.COMMANDS)."""
-    parser = argparse.ArgumentParser(prog="cachelab")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["load", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args))
-    except CliError as exc:
-        print(f"cachelab load: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,6 +11,8 @@ import boto3
 import pytest
 
 from cachelab import processes
+from cachelab.cli import CliError
+from cachelab.cli import main as cachelab
 from cachelab.commands import load
 from tests.loadtests.conftest import Stack
 
@@ -19,8 +21,9 @@ def test_run_writes_every_file_and_applies_thresholds(
     stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    rc = load.main(
+    rc = cachelab(
         [
+            "load",
             "steady",
             "--host",
             stack.gateway_url,
@@ -63,8 +66,9 @@ def test_run_writes_every_file_and_applies_thresholds(
 
 
 def test_json_output_and_passing_thresholds(stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = load.main(
+    rc = cachelab(
         [
+            "load",
             "key-order",
             "--host",
             stack.gateway_url,
@@ -90,7 +94,7 @@ def test_json_output_and_passing_thresholds(stack: Stack, tmp_path: Path, capsys
 
 
 def test_invalid_scenario_knob_is_reported_from_the_locustfile(stack: Stack, tmp_path: Path) -> None:
-    with pytest.raises(load.CliError, match=r"--keys must be at least 1"):
+    with pytest.raises(CliError, match=r"--keys must be at least 1"):
         load.run_scenario(
             load.LoadRun("steady", stack.gateway_url, tmp_path / "x", duration="1s", knobs={"--keys": "0"})
         )
@@ -113,7 +117,7 @@ def test_invalid_scenario_knob_is_reported_from_the_locustfile(stack: Stack, tmp
     ],
 )
 def test_bad_input_is_a_clear_error(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert load.main(argv) == 2
+    assert cachelab(["load", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cachelab load: error: ")
     assert message in err
@@ -122,20 +126,20 @@ def test_bad_input_is_a_clear_error(argv: list[str], message: str, capsys: pytes
 
 def test_unreachable_targets_fail_fast(capsys: pytest.CaptureFixture[str]) -> None:
     port = processes.free_port()
-    assert load.main(["steady", "--host", f"http://127.0.0.1:{port}"]) == 2
+    assert cachelab(["load", "steady", "--host", f"http://127.0.0.1:{port}"]) == 2
     assert f"cannot reach the target (--host) at http://127.0.0.1:{port}/" in capsys.readouterr().err
 
 
 def test_unreachable_stub_admin_fails_fast(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     port = processes.free_port()
-    rc = load.main(["steady", "--host", stack.gateway_url, "--stub-admin", f"http://127.0.0.1:{port}"])
+    rc = cachelab(["load", "steady", "--host", stack.gateway_url, "--stub-admin", f"http://127.0.0.1:{port}"])
     assert rc == 2
     assert "cannot reach the stub admin API (--stub-admin)" in capsys.readouterr().err
 
 
 def test_unknown_scenario_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        load.main(["soak", "--host", "http://127.0.0.1:1"])
+        cachelab(["load", "soak", "--host", "http://127.0.0.1:1"])
     assert exc.value.code == 2
     assert "invalid choice: 'soak'" in capsys.readouterr().err
 
@@ -173,8 +177,9 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_stack_outputs_give_the_target(moto_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = load.main(
+    rc = cachelab(
         [
+            "load",
             "steady",
             "--stack",
             "cachelab-load",
@@ -202,11 +207,11 @@ def test_stack_outputs_give_the_target(moto_endpoint: str, tmp_path: Path, capsy
 
 
 def test_missing_stack_is_a_clear_error(moto_endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = load.main(["steady", "--stack", "nope", "--endpoint-url", moto_endpoint, "--region", "us-east-1"])
+    rc = cachelab(["load", "steady", "--stack", "nope", "--endpoint-url", moto_endpoint, "--region", "us-east-1"])
     assert rc == 2
     assert "stack 'nope' not found" in capsys.readouterr().err
 
 
 def test_stack_flags_need_a_stack(capsys: pytest.CaptureFixture[str]) -> None:
-    assert load.main(["steady", "--host", "http://127.0.0.1:1", "--endpoint-url", "http://x"]) == 2
+    assert cachelab(["load", "steady", "--host", "http://127.0.0.1:1", "--endpoint-url", "http://x"]) == 2
     assert "apply with --stack only" in capsys.readouterr().err
