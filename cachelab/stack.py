@@ -18,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 from cachelab import processes
+from cachelab.gateway.cli import command as gateway_command
+from cachelab.gateway.cli import health_url as gateway_health_url
 from cachelab.processes import LOOPBACK
 
 # A slow, slightly heavy-tailed upstream by default: what makes caching worth it.
@@ -175,12 +177,10 @@ class Stack:
 
     def _start_gateway(self) -> None:
         env = {**os.environ, "UPSTREAM_URL": self.stub_url, "REDIS_URL": self.redis_url, **self.config.gateway_env}
-        argv = self._python("-m", "cachelab.gateway", "--host", LOOPBACK, "--port", str(self.config.gateway_port))
-        for param in self.config.gateway_params:
-            argv += ["--param", param]
-        if self.config.concurrency:
-            argv += ["--concurrency", str(self.config.concurrency)]
-        self._launch("gateway", argv, self.gateway_url, self.config.gateway_port, health=None, env=env, timeout=60.0)
+        params = [arg for param in self.config.gateway_params for arg in ("--param", param)]  # the gateway checks them
+        argv = gateway_command(self.config.gateway_port, concurrency=self.config.concurrency, extra=params)
+        health = gateway_health_url(self.config.gateway_port)
+        self._launch("gateway", argv, self.gateway_url, self.config.gateway_port, health=health, env=env, timeout=60.0)
 
     def _start_locust(self) -> None:
         import loadtests  # noqa: PLC0415 - only to find the locustfiles
@@ -190,7 +190,9 @@ class Stack:
         argv = self._python("-m", "locust", "-f", str(locustfile), "--host", self.gateway_url,
                             "--web-host", LOOPBACK, "--web-port", str(self.config.locust_port))  # fmt: skip
         assert self.locust_url is not None
-        self._launch("locust", argv, self.locust_url, self.config.locust_port or 0, health=self.locust_url, env=env, timeout=60.0)
+        self._launch(
+            "locust", argv, self.locust_url, self.config.locust_port or 0, health=self.locust_url, env=env, timeout=60.0
+        )
 
     def describe(self) -> str:
         lines = [f"  {'Redis':<14} {self.redis_url}" + ("  (embedded fakeredis)" if self.fake_redis else ""),

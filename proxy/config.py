@@ -11,6 +11,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+# Every variable Settings.from_env reads: the configuration contract shared by the template, compose and native runs.
+ENVIRONMENT_NAMES: tuple[str, ...] = (
+    "UPSTREAM_URL",
+    "REDIS_URL",
+    "REDIS_CLUSTER",
+    "REDIS_AUTH_SECRET_ARN",
+    "CACHE_TTL_SECONDS",
+    "CACHE_STALE_WHILE_REVALIDATE_SECONDS",
+    "CACHE_STALE_IF_ERROR_SECONDS",
+    "UPSTREAM_TIMEOUT_SECONDS",
+    "CACHE_MAX_BODY_BYTES",
+    "CACHE_KEY_HEADERS",
+    "CACHE_NEGATIVE_TTL_SECONDS",
+    "REDIS_SOCKET_TIMEOUT_SECONDS",
+    "LOG_LEVEL",
+)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.1 token
 
 

@@ -11,22 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from proxy.config import ENVIRONMENT_NAMES
+
 # The proxy's configuration contract: these names, set in the gateway's own environment, override the template.
-CONFIG_NAMES: tuple[str, ...] = (
-    "UPSTREAM_URL",
-    "REDIS_URL",
-    "REDIS_CLUSTER",
-    "REDIS_AUTH_SECRET_ARN",
-    "CACHE_TTL_SECONDS",
-    "CACHE_STALE_WHILE_REVALIDATE_SECONDS",
-    "CACHE_STALE_IF_ERROR_SECONDS",
-    "UPSTREAM_TIMEOUT_SECONDS",
-    "CACHE_MAX_BODY_BYTES",
-    "CACHE_KEY_HEADERS",
-    "CACHE_NEGATIVE_TTL_SECONDS",
-    "REDIS_SOCKET_TIMEOUT_SECONDS",
-    "LOG_LEVEL",
-)
+CONFIG_NAMES = ENVIRONMENT_NAMES
 
 
 class TemplateError(ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.cache_control import CacheControl, parse_age, parse_http_date
-from proxy.config import ConfigError, Settings
+from proxy.config import ENVIRONMENT_NAMES, ConfigError, Settings
 from proxy.entry import CorruptEntry, Entry
 from proxy.http import Headers
 from proxy.store import CircuitBreaker
@@ -37,6 +37,16 @@ class TestCacheControl:
 
 
 class TestSettings:
+    def test_environment_names_are_exactly_what_from_env_reads(self) -> None:
+        class Recording(dict[str, str]):
+            def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+                read.append(key)
+                return super().get(key, default)
+
+        read: list[str] = []
+        Settings.from_env(Recording(UPSTREAM_URL="https://api.example.com"))
+        assert sorted(set(read)) == sorted(ENVIRONMENT_NAMES)
+
     def test_defaults(self) -> None:
         s = Settings.from_env({"UPSTREAM_URL": "https://api.example.com/"})
         assert s.upstream_url == "https://api.example.com"
