@@ -18,6 +18,7 @@ How a run is measured (and why it stays right with --processes or compose worker
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -49,7 +50,7 @@ from loadtests.analysis import (
     http_outcome,
     parse_cache_status,
 )
-from loadtests.summary import PhaseMark, RunRecord, StubPoint, render_text, write_outputs
+from loadtests.summary import PhaseMark, RunRecord, StubPoint, build_summary, render_text, write_outputs
 from loadtests.workload import PhaseSpec, Zipf, next_boundary, parse_duration, phase_at
 
 log = logging.getLogger("cachelab.loadtests")
@@ -619,6 +620,19 @@ class Controller:
             point = nxt
         return point
 
+    def snapshot(self) -> dict[str, Any]:
+        """The summary so far (the web UI's /cachelab/summary while a test runs, and after)."""
+        record = self.record
+        stats = self.env.stats
+        live = dataclasses.replace(
+            record,
+            measurements=PROC.recorder,
+            ended=record.ended or time.time(),
+            locust_requests=int(stats.total.num_requests) if stats is not None else None,
+            locust_failures=int(stats.total.num_failures) if stats is not None else None,
+        )
+        return build_summary(live)
+
     def write(self) -> dict[str, Any] | None:
         """Build the summary (and write it when --summary-json is set); print its table."""
         stats = self.env.stats
@@ -633,8 +647,6 @@ class Controller:
             summary = write_outputs(self.record, Path(path))
             log.info("cachelab %s: wrote %s", self.scenario.name, path)
         else:
-            from loadtests.summary import build_summary  # noqa: PLC0415 - only needed without a file
-
             summary = build_summary(self.record)
         print("\n" + render_text(summary) + "\n", flush=True)
         return summary
@@ -671,6 +683,8 @@ def install(scenario: Scenario) -> None:
             sys.exit(2)
         PROC.reset(scenario.phases[0])
         runner = environment.runner
+        if environment.web_ui is not None:
+            _add_web_routes(environment)
         if isinstance(runner, WorkerRunner):
             runner.register_message(MSG_PHASE, _on_phase_message)
             runner.register_message(MSG_DRAIN, _on_drain_message, concurrent=True)
@@ -699,6 +713,32 @@ def install(scenario: Scenario) -> None:
     def _quit(exit_code: int, **_kwargs: Any) -> None:
         if CONTROLLER and ENV and not isinstance(ENV[0].runner, WorkerRunner):
             CONTROLLER[0].write()
+
+
+def _add_web_routes(environment: Environment) -> None:
+    """GET /cachelab/summary (JSON) and /cachelab/summary.txt on Locust's web UI: the live summary.json."""
+    from flask import Response, jsonify  # noqa: PLC0415 - Flask comes with Locust's web UI
+
+    web_ui: Any = environment.web_ui
+    app = web_ui.app
+
+    def current() -> dict[str, Any] | None:
+        return CONTROLLER[0].snapshot() if CONTROLLER else None
+
+    def summary_json() -> Any:
+        summary = current()
+        if summary is None:
+            return jsonify({"error": "no test has started yet"}), 404
+        return jsonify(summary)
+
+    def summary_text() -> Any:
+        summary = current()
+        text = "no test has started yet\n" if summary is None else render_text(summary) + "\n"
+        return Response(text, status=404 if summary is None else 200, mimetype="text/plain")
+
+    protect = web_ui.auth_required_if_enabled
+    app.add_url_rule("/cachelab/summary", "cachelab_summary", protect(summary_json))
+    app.add_url_rule("/cachelab/summary.txt", "cachelab_summary_text", protect(summary_text))
 
 
 def _on_phase_message(environment: Environment, msg: Any, **_kwargs: Any) -> None:
