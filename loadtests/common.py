@@ -22,6 +22,7 @@ import dataclasses
 import json
 import logging
 import random
+import signal
 import sys
 import time
 import urllib.error
@@ -400,7 +401,11 @@ class Scenario:
     # The phase plan: a function of (environment, run seconds) returning phase durations; None = one phase.
     plan: Callable[[Environment, float | None], list[PhaseSpec]] | None = None
     on_start: Hook | None = None  # on the master, when the test starts (after the first stub snapshot)
-    on_phase: Callable[[Controller, str, str], None] | None = None  # (controller, old, new) at each boundary
+    # At each boundary: before_phase runs before the new label is in effect, on_phase after it (controller, old,
+    # new). So a fault started in on_phase and lifted in before_phase covers exactly the requests labelled with
+    # its phase (give or take the requests in flight).
+    before_phase: Callable[[Controller, str, str], None] | None = None
+    on_phase: Callable[[Controller, str, str], None] | None = None
     on_stop: Hook | None = None  # on the master, after the drain (always runs, also on Ctrl-C)
     needs_stub: bool = False
     hot_path: Callable[[Environment], str] | None = None  # stampede: the path whose upstream count is traced
@@ -534,6 +539,7 @@ class Controller:
         old = self.phase
         if new == old:
             return
+        self._hook(self.scenario.before_phase, old, new)
         point = self.stub_point()
         self.phase = new
         PROC.phase = new
@@ -543,9 +549,12 @@ class Controller:
             runner.send_message(MSG_PHASE, {"name": new})
             gevent.sleep(0.05)  # let the workers switch labels before the phase's fault starts
         log.info("cachelab %s: phase %s at %.1f s", self.scenario.name, new, self.elapsed())
-        if self.scenario.on_phase is not None and self.stub is not None:
+        self._hook(self.scenario.on_phase, old, new)
+
+    def _hook(self, hook: Callable[[Controller, str, str], None] | None, old: str, new: str) -> None:
+        if hook is not None and self.stub is not None:
             try:
-                self.scenario.on_phase(self, old, new)
+                hook(self, old, new)
             except StubAdminError as exc:
                 self.note(f"phase {new}: {exc}")
 
@@ -685,6 +694,9 @@ def install(scenario: Scenario) -> None:
         runner = environment.runner
         if environment.web_ui is not None:
             _add_web_routes(environment)
+        opts = environment.parsed_options
+        if not worker and opts is not None and getattr(opts, "headless", False):
+            _stop_cleanly_on_sigterm(environment)
         if isinstance(runner, WorkerRunner):
             runner.register_message(MSG_PHASE, _on_phase_message)
             runner.register_message(MSG_DRAIN, _on_drain_message, concurrent=True)
@@ -713,6 +725,25 @@ def install(scenario: Scenario) -> None:
     def _quit(exit_code: int, **_kwargs: Any) -> None:
         if CONTROLLER and ENV and not isinstance(ENV[0].runner, WorkerRunner):
             CONTROLLER[0].write()
+
+
+def _stop_cleanly_on_sigterm(environment: Environment) -> None:
+    """A headless Locust with a load shape installs its own SIGTERM handler only after the shape has finished, so
+    until then SIGTERM (from `timeout`, CI, `cachelab load`) would kill it on the spot: no fault lifted, no summary.
+    Quit the runner instead, as Ctrl-C does; Locust then writes its reports and the summary as usual."""
+
+    def terminate() -> None:
+        log.warning("cachelab: SIGTERM, stopping the run")
+        runner = environment.runner
+        if runner is not None:
+            gevent.spawn(runner.quit)
+
+    handler = gevent.signal_handler(signal.SIGTERM, terminate)
+
+    def cancel(**_kwargs: Any) -> None:  # Locust's own handler takes over once the run has stopped
+        handler.cancel()
+
+    on(events.test_stop)(cancel)
 
 
 def _add_web_routes(environment: Environment) -> None:

@@ -80,10 +80,16 @@ def _validate(env: Environment) -> list[str]:
 
 
 def _on_phase(controller: Controller, old: str, new: str) -> None:
+    """The outage starts once its label is in effect..."""
     assert controller.stub is not None
     if new == "outage":
         controller.stub.faults({"mode": options(controller.env).outage_mode})
-    elif old == "outage":
+
+
+def _before_phase(controller: Controller, old: str, new: str) -> None:
+    """...and ends before the recovery label is."""
+    assert controller.stub is not None
+    if old == "outage":
         controller.stub.faults({"mode": "up"})
 
 
@@ -100,6 +106,7 @@ SCENARIO = Scenario(
     name="outage",
     phases=PHASES,
     plan=_plan,
+    before_phase=_before_phase,
     on_phase=_on_phase,
     on_stop=_on_stop,
     needs_stub=True,

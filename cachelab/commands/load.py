@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -139,13 +140,31 @@ def run_scenario(run: LoadRun, *, show: Callable[[str], None] | None = None) -> 
     if run.scenario not in SCENARIOS:
         raise CliError(f"unknown scenario {run.scenario!r}; choose one of {', '.join(SCENARIOS)}")
     run.out.mkdir(parents=True, exist_ok=True)
-    summary_path = run.out / "summary.json"
-    summary_path.unlink(missing_ok=True)
+    (run.out / "summary.json").unlink(missing_ok=True)
     argv = locust_argv(run)
-    seconds = parse_duration(run.duration)
-    log_path = run.out / "locust.log"
     env = dict(os.environ if run.env is None else run.env)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM (e.g. from `timeout` or a CI runner) stops Locust cleanly too, like Ctrl-C.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run_locust(run, argv, env, show)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_locust(
+    run: LoadRun, argv: list[str], env: dict[str, str], show: Callable[[str], None] | None
+) -> dict[str, Any]:
+    seconds = parse_duration(run.duration)
+    log_path = run.out / "locust.log"
+    summary_path = run.out / "summary.json"
     with open(log_path, "wb") as log:
         log.write(("$ " + " ".join(argv) + "\n").encode())
         proc = subprocess.Popen(

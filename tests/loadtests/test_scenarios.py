@@ -9,12 +9,17 @@ background work. The one tolerance is documented where it is used.
 from __future__ import annotations
 
 import csv
+import json
+import signal
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cachelab.commands.load import LoadRun, run_scenario
+from cachelab import processes
+from cachelab.commands.load import LoadRun, locustfile, run_scenario
 from tests.loadtests.conftest import Stack
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow]
@@ -245,3 +250,25 @@ def test_compare_sends_the_same_keys_both_ways(stack: Stack, tmp_path: Path) -> 
     check_upstream_exact(s)
     assert s["compare"]["speedup_p50"] > 0
     assert s["hit_ratio"] == proxy["hit_ratio"]
+
+
+def test_sigterm_during_the_outage_lifts_the_fault_and_still_writes_the_summary(stack: Stack, tmp_path: Path) -> None:
+    summary_path = tmp_path / "summary.json"
+    argv = [sys.executable, "-m", "locust", "-f", str(locustfile("outage")), "--headless", "--host",
+            stack.gateway_url, "-u", "3", "-r", "3", "-t", "30s", "--stub-admin", stack.stub_url,
+            "--phases", "warmup=1s,outage=20s,recovery=9s", "--summary-json", str(summary_path)]  # fmt: skip
+    proc = processes.start(argv, log=tmp_path / "locust.log")
+    try:
+        deadline = time.monotonic() + 15
+        while stack.admin("GET", "/__admin/faults")["mode"] != "error" and time.monotonic() < deadline:
+            assert proc.poll() is None
+            time.sleep(0.2)
+        assert stack.admin("GET", "/__admin/faults")["mode"] == "error"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    finally:
+        processes.stop(proc)
+    assert stack.admin("GET", "/__admin/faults")["mode"] == "up"
+    summary = json.loads(summary_path.read_text())
+    assert [p["name"] for p in summary["phases"]] == ["warmup", "outage"]
+    assert summary["requests"] > 0
