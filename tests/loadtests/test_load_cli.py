@@ -17,6 +17,7 @@ from cachelab.commands import load
 from tests.loadtests.conftest import Stack
 
 
+@pytest.mark.redis_server
 def test_run_writes_every_file_and_applies_thresholds(
     stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -65,6 +66,7 @@ def test_run_writes_every_file_and_applies_thresholds(
     assert "--csv-full-history" in (out / "locust.log").read_text().splitlines()[0]
 
 
+@pytest.mark.redis_server
 def test_json_output_and_passing_thresholds(stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = cachelab(
         [
@@ -93,6 +95,7 @@ def test_json_output_and_passing_thresholds(stack: Stack, tmp_path: Path, capsys
     assert captured.err == ""  # --json prints nothing else
 
 
+@pytest.mark.redis_server
 def test_invalid_scenario_knob_is_reported_from_the_locustfile(stack: Stack, tmp_path: Path) -> None:
     with pytest.raises(CliError, match=r"--keys must be at least 1"):
         load.run_scenario(
@@ -130,6 +133,7 @@ def test_unreachable_targets_fail_fast(capsys: pytest.CaptureFixture[str]) -> No
     assert f"cannot reach the target (--host) at http://127.0.0.1:{port}/" in capsys.readouterr().err
 
 
+@pytest.mark.redis_server
 def test_unreachable_stub_admin_fails_fast(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     port = processes.free_port()
     rc = cachelab(["load", "steady", "--host", stack.gateway_url, "--stub-admin", f"http://127.0.0.1:{port}"])
