@@ -140,6 +140,14 @@ class _Call:
     def _refresh_holding_lock(self, decision: policy.Lookup, token: str) -> Outcome:
         assert self.key is not None
         try:
+            # Another invocation may have stored the entry between our read and our lock: use it, don't refetch.
+            try:
+                latest = _decode(self.p.store.get(self.key))
+            except StoreUnavailable:
+                latest = None
+            previous = decision.entry.response_time if decision.entry is not None else -math.inf
+            if latest is not None and latest.response_time > previous and policy.is_fresh(latest, self.p._clock()):
+                return self._from_entry(latest, CacheStatus.HIT, fwd="uri-miss", collapsed=True)
             return self._refresh(decision)
         finally:
             with contextlib.suppress(StoreUnavailable):  # else the lock expires by itself

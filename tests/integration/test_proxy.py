@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from proxy.http import Headers, Request
-from proxy.keys import split_target
+from proxy.keys import CacheKey, split_target
 from proxy.service import CachingProxy, Outcome
 from tests.conftest import RedisServer
 from tests.support.upstream import Origin, Reply, Seen
@@ -369,3 +369,22 @@ def test_client_etag_gets_a_304_from_the_cache(origin: Origin, proxy_factory: Fa
     get(proxy, "/etag")
     answer = get(proxy, "/etag", [("If-None-Match", 'W/"abc"')])
     assert (answer.response.status, answer.response.body, answer.cache) == (304, b"", "HIT")
+
+
+def test_an_entry_stored_between_our_read_and_our_lock_is_used_not_refetched(
+    origin: Origin, proxy_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Race: our GET missed, then another environment stored the entry, then we took the lock."""
+    origin.routes["/race"] = json_reply({"v": 1}, "max-age=60")
+    other, proxy = proxy_factory(), proxy_factory()
+    real_try_lock = proxy.store.try_lock
+
+    def lock_after_the_other_stored(key: CacheKey, token: str, ttl: float) -> bool:
+        assert get(other, "/race").cache == "MISS"  # the other environment fetches and stores in between
+        return real_try_lock(key, token, ttl)
+
+    monkeypatch.setattr(proxy.store, "try_lock", lock_after_the_other_stored)
+    answer = get(proxy, "/race")
+    assert answer.cache == "HIT"
+    assert "collapsed" in (answer.response.headers.get("cache-status") or "")
+    assert origin.count("/race") == 1
