@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck pytest bench tools clean
+.PHONY: help venv demo test lint typecheck pytest bench tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+demo: venv ## the guided one-minute experiment on the native stack (no Docker), with a printed summary
+	@scripts/ensure-tools.sh --optional redis-server
+	$(BIN)/cachelab demo $(DEMO_ARGS)
 
 tools: ## install the system tools the tests need (redis-server, chromium) when missing
 	@scripts/ensure-tools.sh

@@ -22,7 +22,7 @@ from proxy.config import Settings
 from proxy.entry import CorruptEntry, Entry
 from proxy.http import Headers, Request, Response
 from proxy.keys import CacheKey, canonical_target, key_for
-from proxy.store import Store, StoreUnavailable
+from proxy.store import Poll, Store, StoreUnavailable
 from proxy.upstream import Upstream, UpstreamError
 
 LOCK_MARGIN_SECONDS = 1.0  # the lock outlives the upstream timeout by this much
@@ -140,14 +140,30 @@ class _Call:
     def _refresh_holding_lock(self, decision: policy.Lookup, token: str) -> Outcome:
         assert self.key is not None
         try:
-            # Another invocation may have stored the entry between our read and our lock: use it, don't refetch.
+            # One read (entry and outcome together) before fetching:
+            # - another invocation may have stored the entry between our read and our lock: use it, don't refetch;
+            # - a refresh of this key failed moments ago: serve the stale copy without asking the upstream again,
+            #   so an outage costs the upstream one request per key per OUTCOME_TTL_SECONDS, not one per request.
             try:
-                latest = _decode(self.p.store.get(self.key))
+                polled = self.p.store.poll(self.key)
             except StoreUnavailable:
-                latest = None
+                polled = Poll(None, None, None)
+            now = self.p._clock()
+            latest = _decode(polled.entry)
             previous = decision.entry.response_time if decision.entry is not None else -math.inf
-            if latest is not None and latest.response_time > previous and policy.is_fresh(latest, self.p._clock()):
+            if latest is not None and latest.response_time > previous and policy.is_fresh(latest, now):
                 return self._from_entry(latest, CacheStatus.HIT, fwd="uri-miss", collapsed=True)
+            failed = _Marker.decode(polled.outcome)
+            if (
+                failed is not None
+                and failed.kind == "error"
+                and failed.at >= now - OUTCOME_TTL_SECONDS
+                and decision.entry is not None
+                and policy.may_serve_stale_on_error(decision.entry, now)
+            ):
+                return self._from_entry(
+                    decision.entry, CacheStatus.STALE, fwd="stale", collapsed=True, detail="stale-if-error"
+                )
             return self._refresh(decision)
         finally:
             with contextlib.suppress(StoreUnavailable):  # else the lock expires by itself

