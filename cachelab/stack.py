@@ -45,6 +45,7 @@ class StackConfig:
     gateway_params: tuple[str, ...] = ()
     gateway_env: dict[str, str] = field(default_factory=dict)
     concurrency: int | None = None
+    warm: int | None = None  # gateway environments started before it listens (no cold starts in measurements)
     workdir: Path | None = None
 
 
@@ -178,7 +179,9 @@ class Stack:
     def _start_gateway(self) -> None:
         env = {**os.environ, "UPSTREAM_URL": self.stub_url, "REDIS_URL": self.redis_url, **self.config.gateway_env}
         params = [arg for param in self.config.gateway_params for arg in ("--param", param)]  # the gateway checks them
-        argv = gateway_command(self.config.gateway_port, concurrency=self.config.concurrency, extra=params)
+        argv = gateway_command(
+            self.config.gateway_port, concurrency=self.config.concurrency, warm=self.config.warm, extra=params
+        )
         health = gateway_health_url(self.config.gateway_port)
         self._launch("gateway", argv, self.gateway_url, self.config.gateway_port, health=health, env=env, timeout=60.0)
 

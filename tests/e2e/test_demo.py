@@ -1,0 +1,43 @@
+"""`cachelab demo`, shortened: the whole guided experiment end to end on the native stack."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cachelab import processes
+
+
+@pytest.mark.slow
+def test_demo_runs_the_experiment_prints_the_summary_and_cleans_up(tmp_path: Path) -> None:
+    ports = sorted({processes.free_port() for _ in range(3)})
+    assert len(ports) == 3
+    out = tmp_path / "results"
+    result = subprocess.run(
+        [sys.executable, "-m", "cachelab", "demo", "--duration", "24s", "--users", "10", "--rate", "60",
+         "--keys", "100", "--ttl", "5", "--redis-port", str(ports[0]), "--stub-port", str(ports[1]),
+         "--gateway-port", str(ports[2]), "--out", str(out)],
+        capture_output=True, text=True, timeout=150, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    text = result.stdout
+    for step in ("Step 1/3", "Step 2/3", "Step 3/3", "phase outage", "phase recovery"):
+        assert step in text
+    for row in ("proxy, HIT", "proxy, MISS", "proxy, STALE", "direct upstream calls", "upstream requests saved"):
+        assert row in text
+    cached = re.search(r"availability during the outage\s+cached keys ([\d.]+)%", text)
+    assert cached is not None
+    assert float(cached.group(1)) == 100.0
+    summary = json.loads((out / "summary.json").read_text())
+    outage = next(p for p in summary["phases"] if p["name"] == "outage")
+    assert outage["groups"]["seen-key"]["availability"] == 1.0
+    assert summary["by_cache_status"]["STALE"]["count"] > 0  # the outage was answered from stale entries
+    assert (out / "report.html").is_file()
+    assert list(out.glob("*.csv"))
+    for port in ports:  # torn down
+        processes.ensure_port_free(port)
