@@ -38,6 +38,10 @@ def test_demo_runs_the_experiment_prints_the_summary_and_cleans_up(tmp_path: Pat
     assert outage["groups"]["seen-key"]["availability"] == 1.0
     assert summary["by_cache_status"]["STALE"]["count"] > 0  # the outage was answered from stale entries
     assert (out / "report.html").is_file()
+    for chart in ("latency_cdf.png", "hit_ratio.png", "upstream_saved.png", "outage_timeline.png"):
+        png = out / "charts" / chart
+        assert png.read_bytes().startswith(b"\x89PNG"), chart
+        assert f"charts/{chart}" in text
     assert list(out.glob("*.csv"))
     for port in ports:  # torn down
         processes.ensure_port_free(port)
