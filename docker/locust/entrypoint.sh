@@ -2,7 +2,8 @@
 # Entry point of the compose Locust image: cachelab-locust ROLE [ARGS...]
 #   master [LOCUST ARGS]      Locust master with the web UI (LOCUST_WEB_HOST/LOCUST_WEB_PORT, 0.0.0.0:8089)
 #   worker [LOCUST ARGS]      a Locust worker of the master at LOCUST_MASTER_NODE_HOST (locust-master)
-#   load SCENARIO [ARGS]      a headless `cachelab load` run (results under /work/results, a compose volume)
+#   load SCENARIO [ARGS]      a headless `cachelab load` run (results under /work/results, a compose volume),
+#                             with --stub-admin CACHELAB_STUB_ADMIN unless that is empty
 #   anything else             run as a command (e.g. bash)
 # Master and workers run the locustfile of LOCUST_SCENARIO (steady | stampede | outage | key-order | compare)
 # against the API URL in CACHELAB_API_URL_FILE (/shared/api_url, written by the deploy service), or
@@ -55,7 +56,12 @@ case "$role" in
     scenario="$1"
     shift
     host="$(api_url)"
-    exec cachelab load "$scenario" --host "$host" --stub-admin "${CACHELAB_STUB_ADMIN:-http://stub-api:8081}" "$@"
+    # An empty CACHELAB_STUB_ADMIN (a real upstream, e.g. a deployment on AWS) means no stub admin API.
+    stub=()
+    if [[ -n "${CACHELAB_STUB_ADMIN:-}" ]]; then
+      stub=(--stub-admin "$CACHELAB_STUB_ADMIN")
+    fi
+    exec cachelab load "$scenario" --host "$host" "${stub[@]}" "$@"
     ;;
   *)
     exec "$role" "$@"

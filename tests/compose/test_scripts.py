@@ -342,3 +342,17 @@ def test_locust_master_and_worker_run_the_scenario_against_the_published_url(stu
     assert result["workers"] == 1
     assert result["requests"] > 0
     assert result["upstream_requests"] == result["requests"]  # straight to the stub: every request reaches it
+
+
+@pytest.mark.slow
+def test_locust_entrypoint_load_runs_cachelab_load_against_the_published_url(stub: str, tmp_path: Path) -> None:
+    """`docker compose run --rm locust-master load SCENARIO ...`: the host and stub admin come from the stack."""
+    out = tmp_path / "out"
+    env = locust_env(tmp_path, stub + "/", CACHELAB_STUB_ADMIN=stub)
+    argv = [str(LOCUST_SH), "load", "steady", "--users", "2", "--duration", "2s", "--keys", "20", "--out", str(out)]
+    proc = run([*argv, "--quiet"], env, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads((out / "summary.json").read_text())
+    assert (result["scenario"], result["host"]) == ("steady", stub)
+    assert result["requests"] > 0
+    assert result["upstream_requests"] == result["requests"]
