@@ -356,3 +356,21 @@ def test_locust_entrypoint_load_runs_cachelab_load_against_the_published_url(stu
     assert (result["scenario"], result["host"]) == ("steady", stub)
     assert result["requests"] > 0
     assert result["upstream_requests"] == result["requests"]
+
+
+def test_jupyter_entrypoint_never_hands_jupyter_an_empty_token(tmp_path: Path) -> None:
+    """An empty JUPYTER_TOKEN would switch Jupyter's login off; the entry point unsets it so Jupyter makes one."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "jupyter").write_text('#!/usr/bin/env bash\necho "token=${JUPYTER_TOKEN-<unset>} args=$*"\n')
+    (fake / "jupyter").chmod(0o755)
+    entrypoint = str(DOCKER_DIR / "jupyter" / "entrypoint.sh")
+    for token, shown in (("", "<unset>"), ("s3cret", "s3cret")):
+        env = script_env(JUPYTER_TOKEN=token)
+        env["PATH"] = os.pathsep.join([str(fake), env["PATH"]])
+        proc = run([entrypoint, "--LabApp.dev_mode=False"], env)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == (
+            f"token={shown} args=lab --ip=0.0.0.0 --port=8888 --no-browser --ServerApp.root_dir=/work "
+            "--LabApp.dev_mode=False\n"
+        )
