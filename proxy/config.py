@@ -28,6 +28,7 @@ ENVIRONMENT_NAMES: tuple[str, ...] = (
     "LOG_LEVEL",
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.1 token
+_USERINFO = re.compile(r"//.*@")  # user:password@ of a URL, up to the last "@" (a raw "@" or "/" in it too)
 
 
 class ConfigError(ValueError):
@@ -94,15 +95,16 @@ class Settings:
 
 
 def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
+    shown = _USERINFO.sub("//***@", value)  # messages name the URL, never its credentials
     try:
         parts = urlsplit(value)
         port = parts.port  # raises ValueError on a bad port
-    except ValueError as exc:
-        raise ConfigError(f"{name} is not a valid URL: {value!r} ({exc})") from None
+    except ValueError:  # its text may quote a part of the credentials
+        raise ConfigError(f"{name} is not a valid URL: {shown!r} (invalid host or port)") from None
     if parts.scheme not in schemes or not parts.hostname:
-        raise ConfigError(f"{name} must be a {' or '.join(s + '://' for s in schemes)} URL with a host, not {value!r}")
+        raise ConfigError(f"{name} must be a {' or '.join(s + '://' for s in schemes)} URL with a host, not {shown!r}")
     if name == "UPSTREAM_URL" and (parts.query or parts.fragment):
-        raise ConfigError(f"UPSTREAM_URL must not carry a query or fragment: {value!r}")
+        raise ConfigError(f"UPSTREAM_URL must not carry a query or fragment: {shown!r}")
     del port
 
 
