@@ -111,7 +111,7 @@ def test_deploy_dry_run_builds_then_deploys_with_samconfig_and_overrides() -> No
     assert deploy[deploy.index("--region") + 1] == "us-east-1"
     overrides = deploy[deploy.index("--parameter-overrides") + 1 :]
     assert overrides == [
-        "RedisMode=external", "RedisUrl=redis://redis:6379/0", "UpstreamUrl=http://stub:8080", "CacheTtlSeconds=60",
+        "RedisMode=external", "RedisUrl=redis://redis:6379/0", "UpstreamUrl=http://stub-api:8081", "CacheTtlSeconds=60",
     ]  # fmt: skip
 
 
