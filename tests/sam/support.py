@@ -24,6 +24,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from proxy.config import ENVIRONMENT_NAMES
+
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "sam" / "template.yaml"
 SAMCONFIG = REPO / "sam" / "samconfig.toml"
@@ -31,23 +33,7 @@ REGION = "us-east-1"
 CODE_URI = "s3://cachelab-artifacts/proxy.zip"
 
 # The proxy's configuration contract (README, "Configuration"): the only variables the template may set.
-CONTRACT_VARIABLES = frozenset(
-    {
-        "UPSTREAM_URL",
-        "REDIS_URL",
-        "REDIS_CLUSTER",
-        "REDIS_AUTH_SECRET_ARN",
-        "CACHE_TTL_SECONDS",
-        "CACHE_STALE_WHILE_REVALIDATE_SECONDS",
-        "CACHE_STALE_IF_ERROR_SECONDS",
-        "UPSTREAM_TIMEOUT_SECONDS",
-        "CACHE_MAX_BODY_BYTES",
-        "CACHE_KEY_HEADERS",
-        "CACHE_NEGATIVE_TTL_SECONDS",
-        "REDIS_SOCKET_TIMEOUT_SECONDS",
-        "LOG_LEVEL",
-    }
-)
+CONTRACT_VARIABLES = frozenset(ENVIRONMENT_NAMES)
 
 MOTO_UNSUPPORTED = frozenset(
     {
