@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import redis
+from redis._parsers import Encoder
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.commands.core import Script
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from proxy.config import Settings
@@ -121,14 +124,48 @@ class CircuitBreaker:
             self._probing = False
 
 
+class LazyCluster:
+    """A RedisCluster client made on first use. Its constructor connects (to read the slot map): made at init, a
+    cluster that is unreachable during a cold start would fail the function instead of answering BYPASS."""
+
+    def __init__(self, make: Callable[[], RedisCluster]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self.client: RedisCluster | None = None
+
+    def get_encoder(self) -> Encoder:
+        return Encoder("utf-8", "strict", False)  # type: ignore[no-untyped-call]  # what Script hashes with
+
+    def register_script(self, script: str) -> Script:
+        return Script(self, script)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+    def __getattr__(self, name: str) -> Any:
+        client = self.client
+        if client is None:
+            with self._lock:
+                if self.client is None:
+                    self.client = self._make()
+                client = self.client
+        return getattr(client, name)
+
+
 class RedisStore:
-    """The `Store` on redis-py: a standalone/replication-group client or a cluster client, created once."""
+    """The `Store` on redis-py: a standalone/replication-group client or a cluster client, created once.
+
+    With a cluster every shard has its own breaker, so one shard down sends only its own keys past the cache."""
 
     def __init__(self, client: Any, breaker: CircuitBreaker | None = None) -> None:
         self.client = client
         self.breaker = breaker or CircuitBreaker()
         self._put = client.register_script(_PUT)
         self._unlock = client.register_script(_UNLOCK)
+        self._cluster = isinstance(client, (RedisCluster, LazyCluster))
+        self._shard_breakers: dict[str, CircuitBreaker] = {}
+        self._shard_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, password: str | None = None) -> RedisStore:
@@ -137,25 +174,25 @@ class RedisStore:
     def ping(self) -> bool:
         """Open the connection early (Lambda's init phase is not billed the same way); False when down."""
         try:
-            return bool(self._call(self.client.ping))
+            return self._call(lambda: bool(self.client.ping()))  # (a lazy cluster client is made inside _call)
         except StoreUnavailable:
             return False
 
     # -- the Store interface ---------------------------------------------------------------------------
     def get(self, key: CacheKey) -> bytes | None:
-        value: bytes | None = self._call(lambda: self.client.get(key.entry))
+        value: bytes | None = self._call(lambda: self.client.get(key.entry), key.entry)
         return value
 
     def put(self, key: CacheKey, value: bytes, ttl_seconds: float) -> None:
         ttl_ms = max(1, int(ttl_seconds * 1000))
-        self._call(lambda: self._put(keys=[key.entry, key.index], args=[value, ttl_ms, key.variant]))
+        self._call(lambda: self._put(keys=[key.entry, key.index], args=[value, ttl_ms, key.variant]), key.entry)
 
     def try_lock(self, key: CacheKey, token: str, ttl_seconds: float) -> bool:
         ttl_ms = max(1, int(ttl_seconds * 1000))
-        return bool(self._call(lambda: self.client.set(key.lock, token, nx=True, px=ttl_ms)))
+        return bool(self._call(lambda: self.client.set(key.lock, token, nx=True, px=ttl_ms), key.lock))
 
     def unlock(self, key: CacheKey, token: str) -> None:
-        self._call(lambda: self._unlock(keys=[key.lock], args=[token]))
+        self._call(lambda: self._unlock(keys=[key.lock], args=[token]), key.lock)
 
     def poll(self, key: CacheKey) -> Poll:
         def run() -> list[Any]:
@@ -165,11 +202,11 @@ class RedisStore:
             pipe.get(key.outcome)
             return list(pipe.execute())
 
-        entry, lock, outcome = self._call(run)
+        entry, lock, outcome = self._call(run, key.entry)
         return Poll(entry, lock.decode() if isinstance(lock, bytes) else lock, outcome)
 
     def set_outcome(self, key: CacheKey, value: bytes, ttl_seconds: float) -> None:
-        self._call(lambda: self.client.set(key.outcome, value, px=max(1, int(ttl_seconds * 1000))))
+        self._call(lambda: self.client.set(key.outcome, value, px=max(1, int(ttl_seconds * 1000))), key.outcome)
 
     def delete_uri(self, uri: str, path: str) -> int:
         """Delete every variant of one URI (RFC 9111 §4.4 invalidation, exact purges)."""
@@ -182,7 +219,7 @@ class RedisStore:
             self.client.delete(index)
             return deleted
 
-        return self._call(run)
+        return self._call(run, index)
 
     def purge(self, target: str, *, prefix: bool = False) -> int:
         """Delete cached entries. `/p?q=1`: that exact URI; `/p`: the path with every query; prefix=True:
@@ -208,16 +245,35 @@ class RedisStore:
             deleted += self.delete_uri(uri, path)
         return deleted
 
-    def _call(self, operation: Callable[[], T]) -> T:
-        if not self.breaker.allow():
+    def _call(self, operation: Callable[[], T], key: str | None = None) -> T:
+        """Run `operation` (on `key`'s shard, when given) behind that shard's breaker."""
+        breaker = self._breaker(key) if self._cluster and key is not None else self.breaker
+        if not breaker.allow():
             raise StoreUnavailable("redis circuit breaker is open")
         try:
             result = operation()
-        except (redis.RedisError, OSError) as exc:
-            self.breaker.failure()
+        except (redis.RedisError, RedisClusterException, OSError) as exc:
+            breaker.failure()
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
-        self.breaker.success()
+        breaker.success()
         return result
+
+    def _breaker(self, key: str) -> CircuitBreaker:
+        """The breaker of the cluster shard that holds `key`; the store's own one until the slot map is known."""
+        client = self.client.client if isinstance(self.client, LazyCluster) else self.client
+        if client is None:
+            return self.breaker
+        try:
+            shard = str(client.get_node_from_key(key).name)
+        except (redis.RedisError, RedisClusterException):
+            return self.breaker
+        with self._shard_lock:
+            breaker = self._shard_breakers.get(shard)
+            if breaker is None:
+                base = self.breaker
+                breaker = CircuitBreaker(base.threshold, base.base_cooldown, base.max_cooldown, base._clock)
+                self._shard_breakers[shard] = breaker
+            return breaker
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -234,5 +290,5 @@ def make_client(settings: Settings, password: str | None = None) -> Any:
     if password is not None:
         options["password"] = password
     if settings.redis_cluster:
-        return RedisCluster.from_url(settings.redis_url, **options)
+        return LazyCluster(lambda: RedisCluster.from_url(settings.redis_url, **options))
     return redis.Redis.from_url(settings.redis_url, **options)
