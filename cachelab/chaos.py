@@ -29,7 +29,7 @@ from typing import Any
 from cachelab import processes
 from cachelab.commands.load import LoadRun, run_scenario
 from cachelab.processes import LOOPBACK
-from cachelab.stack import Service, Stack
+from cachelab.stack import Service, Stack, StackConfig
 
 FAULTS_PATH = "/__admin/faults"
 _ADMIN_TIMEOUT = 5.0
@@ -193,8 +193,7 @@ class Flapping(StubFault):
     def current_patch(self) -> dict[str, Any]:
         count = max(1, math.ceil(self.span_s / self.period_s))
         windows = [
-            {"mode": self.mode, "start_s": round(i * self.period_s, 3), "duration_s": self.down_s}
-            for i in range(count)
+            {"mode": self.mode, "start_s": round(i * self.period_s, 3), "duration_s": self.down_s} for i in range(count)
         ]
         return {"outage": windows}
 
@@ -222,6 +221,7 @@ class FaultRelay:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: object) -> None:
                 return
@@ -262,10 +262,9 @@ class FaultRelay:
                     if self.log.started and len(self.log.stopped) < len(self.log.started):
                         self.fault.stop()
                         self.log.stopped.append(time.time())
-                else:
-                    if len(self.log.started) == len(self.log.stopped):
-                        self.fault.start()
-                        self.log.started.append(time.time())
+                elif len(self.log.started) == len(self.log.stopped):
+                    self.fault.start()
+                    self.log.started.append(time.time())
             except (FaultError, OSError) as exc:
                 self.log.errors.append(str(exc))
                 return 500, json.dumps({"error": str(exc)}).encode()
@@ -307,16 +306,76 @@ def relaying(stub_url: str, fault: Fault) -> Iterator[FaultRelay]:
 class Plan:
     """The load and phase lengths of every fault run."""
 
-    warmup_s: float = 5.0
-    fault_s: float = 5.0
+    warmup_s: float = 3.0
+    fault_s: float = 3.0
     recovery_s: float = 6.0
-    users: int = 10
+    users: int = 10  # at most the gateway's concurrency, so a request never waits for a free environment
     rate: float = 150.0  # requests/s over all users
     keys: int = 200
 
     @property
     def duration_s(self) -> float:
         return self.warmup_s + self.fault_s + self.recovery_s
+
+
+# quick: every fault in about two minutes (`make test`); full: the README's figures (`make chaos`).
+PROFILES: dict[str, Plan] = {
+    "quick": Plan(),
+    "full": Plan(warmup_s=8.0, fault_s=8.0, recovery_s=12.0),
+}
+# The stack every fault runs against: a fast, slightly heavy-tailed upstream; entries fresh for 2 s (so they go
+# stale during every fault and stale-if-error is what keeps cached keys available); a 1 s upstream timeout.
+STUB_ARGS = ("--latency-ms", "20", "--latency-p99-ms", "80", "--seed", "7")
+PROXY_ENV = {"CACHE_TTL_SECONDS": "2", "UPSTREAM_TIMEOUT_SECONDS": "1", "LOG_LEVEL": "INFO"}
+CONCURRENCY = 10
+SLOW_MS = 400.0  # the slow upstream: well inside the 1 s timeout
+FAULT_NAMES = (
+    "none",
+    "upstream-error",
+    "upstream-timeout",
+    "upstream-reset",
+    "upstream-slow",
+    "upstream-flapping",
+    "redis-pause",
+    "redis-kill",
+)
+
+
+def stack_config(workdir: Path) -> StackConfig:
+    """Free loopback ports, no Locust web UI, every gateway environment started before the first request."""
+    ports: set[int] = set()
+    for _ in range(100):
+        if len(ports) == 3:
+            break
+        ports.add(processes.free_port())
+    redis_port, stub_port, gateway_port = sorted(ports)
+    return StackConfig(
+        redis_port=redis_port,
+        stub_port=stub_port,
+        gateway_port=gateway_port,
+        locust_port=None,
+        stub_args=STUB_ARGS,
+        gateway_env=dict(PROXY_ENV),
+        concurrency=CONCURRENCY,
+        warm=CONCURRENCY,
+        workdir=workdir,
+    )
+
+
+def make_fault(name: str, stack: Stack, plan: Plan) -> Fault:
+    if name == "none":
+        return NoFault()
+    if name == "redis-kill":
+        return RedisKill(stack)
+    if name == "redis-pause":
+        return RedisPause(stack)
+    if name == "upstream-slow":
+        return upstream_slow(stack.stub_url, SLOW_MS)
+    if name == "upstream-flapping":
+        return Flapping(stack.stub_url, span_s=plan.fault_s)
+    if name.startswith("upstream-"):
+        return upstream_mode(stack.stub_url, name.removeprefix("upstream-"))
+    raise ValueError(f"unknown fault {name!r}; choose one of {', '.join(FAULT_NAMES)}")
 
 
 def reset(stack: Stack) -> None:
@@ -376,7 +435,7 @@ class Figures:
     p99_ms: float | None
     baseline_p99_ms: float | None
     added_p99_ms: float | None
-    hit_ratio_before: float | None  # the last two seconds of the warm-up
+    hit_ratio_before: float | None  # the two whole seconds before the fault
     recovery_s: int | None  # whole seconds into the recovery phase until the hit ratio was back; None: never
     bypass_at_end: int  # BYPASS answers in the last two seconds of the run (the cache back in use: 0)
     by_cache_status: dict[str, int] = field(default_factory=dict)
@@ -403,10 +462,10 @@ def _group(phase: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
 
 
 def recovery_seconds(timeline: Sequence[Mapping[str, Any]]) -> tuple[float | None, int | None]:
-    """(hit ratio over the last two warm-up seconds, whole seconds into recovery until it is back within
-    RECOVERY_TOLERANCE; None when it never is)."""
+    """(hit ratio over the two whole seconds before the fault, whole seconds into the recovery phase until a
+    second's hit ratio is back within RECOVERY_TOLERANCE of it; None when it never is)."""
     warm = [row for row in timeline if row["phase"] == "warmup" and row["hit_ratio"] is not None]
-    tail = warm[-2:]
+    tail = warm[-3:-1]  # the last warm-up second is cut by the fault's start
     answered = sum(sum(row["by_cache_status"].values()) for row in tail)
     hits = sum(row["by_cache_status"]["HIT"] for row in tail)
     if not answered:

@@ -1,0 +1,39 @@
+"""The reliability suite's marker, the figures table of the fault suite, and where it is written."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from cachelab.chaos import Figures, Plan, table
+
+FIGURES = pytest.StashKey[list[Figures]]()
+PLAN = pytest.StashKey[Plan]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "chaos: faults under load against the native stack (CACHELAB_CHAOS_PROFILE=full for the README figures)",
+    )
+    config.stash[FIGURES] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    rows = config.stash.get(FIGURES, [])
+    if not rows:
+        return
+    plan = config.stash.get(PLAN, None)
+    text = table(rows, plan)
+    terminalreporter.write_sep("=", "reliability: faults under load")
+    terminalreporter.write_line(text)
+    out = os.environ.get("CACHELAB_CHAOS_OUT")
+    if out:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "figures.md").write_text(text + "\n")
+        (folder / "figures.json").write_text(json.dumps([r.to_json() for r in rows], indent=2) + "\n")
+        terminalreporter.write_line(f"written to {folder}/figures.md and figures.json")
