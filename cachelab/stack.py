@@ -44,6 +44,7 @@ class StackConfig:
     stub_args: tuple[str, ...] = DEFAULT_STUB_ARGS
     gateway_params: tuple[str, ...] = ()
     gateway_env: dict[str, str] = field(default_factory=dict)
+    gateway_args: tuple[str, ...] = ()  # more `cachelab gateway` flags, e.g. ("--throttle-wait", "30")
     concurrency: int | None = None
     warm: int | None = None  # gateway environments started before it listens (no cold starts in measurements)
     workdir: Path | None = None
@@ -179,6 +180,7 @@ class Stack:
     def _start_gateway(self) -> None:
         env = {**os.environ, "UPSTREAM_URL": self.stub_url, "REDIS_URL": self.redis_url, **self.config.gateway_env}
         params = [arg for param in self.config.gateway_params for arg in ("--param", param)]  # the gateway checks them
+        params += self.config.gateway_args
         argv = gateway_command(
             self.config.gateway_port, concurrency=self.config.concurrency, warm=self.config.warm, extra=params
         )
