@@ -14,6 +14,8 @@ from proxy.keys import InvalidTarget, normalize_path, normalize_query, parse_que
 
 MAX_HEADER_BYTES = 16 * 1024
 _CONTROL = re.compile("[\r\n\0]")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2: what a header name is made of
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # JSON can carry a lone UTF-16 surrogate; no real request has one
 _TEXT_TYPES = (
     "text/",
     "application/json",
@@ -47,6 +49,8 @@ def parse_event(event: object) -> ParsedEvent:
             return ParsedEvent(_parse_v1(event), "1.0")
     except InvalidTarget as exc:
         raise BadEvent(str(exc), exc.status) from None
+    except BadEvent:
+        raise  # already says what is wrong, with its status (a ValueError, so before the catch-all below)
     except (TypeError, AttributeError, KeyError, ValueError) as exc:
         raise BadEvent(f"malformed event: {type(exc).__name__}") from None
     raise BadEvent("unsupported event: expected an API Gateway (REST or HTTP API) or Function URL event")
@@ -108,6 +112,8 @@ def _checked_headers(items: list[tuple[str, str]]) -> Headers:
         size += len(name) + len(value)
         if _CONTROL.search(name) or _CONTROL.search(value):
             raise BadEvent(f"header {name[:40]!r} contains a control character")
+        if not _TOKEN.fullmatch(name):
+            raise BadEvent(f"invalid header name {name[:40]!r}")
     if size > MAX_HEADER_BYTES:
         raise BadEvent("request headers too large", status=431)
     return Headers(items)
@@ -123,6 +129,8 @@ def _method(value: object) -> str:
 def _text(value: object) -> str:
     if not isinstance(value, str):
         raise BadEvent(f"expected a string, got {type(value).__name__}")
+    if not value.isascii() and _SURROGATE.search(value):
+        raise BadEvent("the event holds an unpaired UTF-16 surrogate (not valid Unicode text)")
     return value
 
 

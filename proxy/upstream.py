@@ -47,7 +47,7 @@ class Urllib3Upstream:
         deadline = time.monotonic() + timeout
         fields = urllib3.HTTPHeaderDict()
         for name, value in headers.items():
-            fields.add(name, value)
+            fields.add(name, value if value.isascii() else _latin1(value))
         fields.setdefault("user-agent", USER_AGENT)
         fields.setdefault("accept-encoding", "identity")
         try:
@@ -84,6 +84,16 @@ class Urllib3Upstream:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+def _latin1(value: str) -> str:
+    """A header value http.client can send (it encodes latin-1). API Gateway decodes header bytes as UTF-8, so a
+    character beyond latin-1 goes as its UTF-8 bytes, the bytes the client sent, instead of raising."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("latin-1")
+    return value
 
 
 def _read_body(response: Any, deadline: float, timeout: float) -> bytes:

@@ -62,15 +62,17 @@ class EchoOrigin:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     self.rfile.read(length)
-                seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+                # The request line's target: http.server rewrites a leading "//" of self.path to "/".
+                target = self.requestline.split(" ")[1] if self.requestline.count(" ") == 2 else self.path
+                seen = Seen(self.command, target, {k.lower(): v for k, v in self.headers.items()})
                 with origin._lock:
                     origin.seen.append(seen)
                 reply = (origin.script(seen) if origin.script else None) or Reply()
                 if reply.delay:
                     time.sleep(reply.delay)
-                body = self.path.encode("latin-1") if reply.body is None else reply.body
+                body = target.encode("latin-1") if reply.body is None else reply.body
                 headers = reply.headers or [("Content-Type", "text/plain"), ("Cache-Control", "max-age=300")]
-                self.send_response(reply.status)
+                self.send_response_only(reply.status)  # no automatic Date or Server: exactly the reply
                 for name, value in headers:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
