@@ -143,12 +143,10 @@ class RawResponse:
 
 
 def raw_request(port: int, data: bytes, *, timeout: float = 15.0) -> RawResponse | None:
-    """Send `data` as it is on a fresh connection; the first response (None when the server closed without one).
-    The request should say `Connection: close`, or carry a body length, so the response ends the exchange."""
+    """Send `data` as it is on a fresh connection; the first complete response (None when the server closed
+    without one). The response needs a Content-Length (every one from the gateway has one)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(data)
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_WR)
+        sock.sendall(data)  # no half-close: a server may take EOF for the client going away
         chunks: list[bytes] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
