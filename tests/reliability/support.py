@@ -80,7 +80,10 @@ class EchoOrigin:
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_PURGE = do_OPTIONS = _answer
+            def __getattr__(self, name: str) -> Any:
+                if name.startswith("do_"):  # any method at all: PURGE, BAN, ...
+                    return self._answer
+                raise AttributeError(name)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
