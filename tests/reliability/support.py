@@ -7,6 +7,7 @@ import io
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -38,6 +39,16 @@ class Seen:
     method: str
     target: str  # the request-target exactly as received (latin-1 decoded bytes)
     headers: dict[str, str]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that drops its connection (the proxy giving up on a body, a closed pool) is not an error here."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class EchoOrigin:
@@ -85,8 +96,7 @@ class EchoOrigin:
                     return self._answer
                 raise AttributeError(name)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.redis_server]
 
 MAX_BODY = 65_536  # CACHE_MAX_BODY_BYTES of the app under test: bodies above it pass through uncached
 FUZZ = settings(
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -184,7 +185,7 @@ def test_the_model_agrees_with_rfc_3986_examples() -> None:
     assert query_pairs("b=2&a=1&&a=%zz+x") == [(b"a", b"%zz x"), (b"a", b"1"), (b"b", b"2")]
 
 
-@FUZZ
+@settings(FUZZ, max_examples=500)
 @given(first=requests(), second=requests())
 def test_every_answer_is_the_origins_answer_for_that_very_request(
     app: LambdaApp,
@@ -241,7 +242,7 @@ def mangled_events(draw: st.DrawFn) -> object:
     return event
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(event=mangled_events())
 def test_parse_event_returns_a_request_or_refuses_with_a_4xx(event: object) -> None:
     try:
@@ -257,7 +258,7 @@ def test_parse_event_returns_a_request_or_refuses_with_a_4xx(event: object) -> N
     assert 200 <= status < 500
 
 
-@FUZZ
+@settings(FUZZ, max_examples=300)
 @given(event=mangled_events())
 def test_the_handler_answers_any_event_without_a_5xx(app: LambdaApp, event: object) -> None:
     result = checked(app, event)
@@ -339,7 +340,7 @@ def _stored_entries(client: redis.Redis) -> list[Entry]:
     return [Entry.decode(value) for value in values if isinstance(value, bytes)]
 
 
-@FUZZ
+@settings(FUZZ, max_examples=300)
 @given(reply=origin_replies(), head=st.booleans())
 def test_origin_answers_pass_intact_and_are_cached_only_when_they_may_be(
     app: LambdaApp, origin: EchoOrigin, redis_server: RedisServer, reply: Reply, head: bool
