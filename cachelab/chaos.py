@@ -308,7 +308,7 @@ class Plan:
 
     warmup_s: float = 3.0
     fault_s: float = 3.0
-    recovery_s: float = 6.0
+    recovery_s: float = 7.0
     users: int = 10  # at most the gateway's concurrency, so a request never waits for a free environment
     rate: float = 150.0  # requests/s over all users
     keys: int = 200

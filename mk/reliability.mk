@@ -1,6 +1,6 @@
 # Reliability and security (tests/reliability/): faults under load, hostile input, Redis Cluster, IAM policies.
 #   make chaos                   every fault under load, full profile (~4 min): the README's "Reliability" table
-#   make test-reliability        the whole reliability suite as `make test` runs it (quick fault profile, ~2.5 min)
+#   make test-reliability        the whole reliability suite as `make test` runs it (quick fault profile, about 2.5 min)
 CHAOS_OUT ?= results/chaos-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: chaos test-reliability
