@@ -102,6 +102,9 @@ HOSTILE: list[bytes] = [
     b"/items/1#fragment",
     b"/" + LONG,
     b"/items/1?q=" + LONG,
+    b"/items/1?q=" + LONG * 3,
+    b"/items/1?" + b"&".join(b"p%d=1" % i for i in range(300)),
+    b"/" + LONG * 25,
     b"http://evil.example/items/1",
 ]
 
@@ -126,8 +129,10 @@ def test_hostile_targets_get_their_own_answer_twice_and_never_a_5xx(fresh: Gatew
     assert first[b"/items/1?a=1&a=2"].body == first[b"/items/1?a=2&a=1"].body
     assert first[b"/items/1?a=1&a=1"].body != first[b"/items/1?a=1&a=2"].body
     assert first[b"http://evil.example/items/1"].body == b"/items/1"
-    assert first[b"/" + LONG].status == 414
+    assert first[b"/" + LONG].status == 414  # the proxy's 2 KiB path limit
     assert first[b"/items/1?q=" + LONG].status == 200  # 3000 bytes: within the 8 KiB query limit
+    assert first[b"/items/1?q=" + LONG * 3].status == 414
+    assert first[b"/" + LONG * 25].status == 431  # the gateway's 64 KiB request head
     for seen in fresh.origin.seen:  # what went upstream: printable ASCII, no dot segments, our own Host
         assert all(0x21 <= ord(c) <= 0x7E for c in seen.target), seen.target
         assert "/../" not in seen.target
