@@ -88,11 +88,21 @@ def _parse_v2(event: Mapping[str, Any]) -> Request:
         items.append(("cookie", "; ".join(_text(c) for c in cookies)))
     return Request(
         method=method,
-        path=normalize_path(_text(event.get("rawPath") or http.get("path") or "/")),
+        path=normalize_path(_v2_path(event)),
         query=normalize_query(parse_query(_text(event.get("rawQueryString") or ""))),
         headers=_checked_headers(items),
         body=_body(event),
     )
+
+
+def _v2_path(event: Mapping[str, Any]) -> str:
+    """HTTP APIs hand over `rawPath` already percent-decoded, Function URLs as the client sent it (encoded); REST
+    APIs' `path` is encoded too. A decoded path's literal "%" is escaped so the path is decoded exactly once."""
+    raw = _text(event.get("rawPath") or event["requestContext"]["http"].get("path") or "/")
+    domain = event["requestContext"].get("domainName")
+    if isinstance(domain, str) and ".lambda-url." in domain:
+        return raw
+    return raw.replace("%", "%25")
 
 
 def _headers_v1(event: Mapping[str, Any]) -> Headers:

@@ -78,7 +78,7 @@ class CircuitBreaker:
         self,
         threshold: int = 3,
         cooldown: float = 1.0,
-        max_cooldown: float = 30.0,
+        max_cooldown: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.threshold = threshold

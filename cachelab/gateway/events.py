@@ -33,7 +33,7 @@ _REMAPPED = frozenset(
 @dataclass(slots=True)
 class HttpRequest:
     method: str
-    path: str  # percent-decoded, without the query string
+    path: str  # as the client sent it (percent-encoded), without the query string
     query: str  # raw query string, without '?'
     headers: list[tuple[str, str]]  # as received, in order, names with their original case
     body: bytes

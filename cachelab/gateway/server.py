@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from cachelab.gateway import wire
 from cachelab.gateway.environments import Environment, EnvironmentFailed, Pool
@@ -94,13 +94,14 @@ def _parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
 
 
 def _split_target(target: str) -> tuple[str, str]:
+    """The path as the client sent it (still percent-encoded, as a REST API's `path` is) and the raw query."""
     if not target.startswith("/"):
         if not target.startswith(("http://", "https://")):
             raise _BadRequest(400, "malformed request target")
         parts = urlsplit(target)
-        return unquote(parts.path or "/"), parts.query
+        return parts.path or "/", parts.query
     raw_path, _, query = target.partition("?")
-    return unquote(raw_path), query
+    return raw_path, query
 
 
 def _parse_chunked(buffer: bytearray, start: int) -> tuple[bytes, int] | None:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 from proxy.config import ENVIRONMENT_NAMES
 
@@ -56,7 +57,7 @@ class Route:
         found = self.pattern.fullmatch(path)
         if found is None:
             return None
-        return {_ungroup(k): v for k, v in found.groupdict().items()}
+        return {_ungroup(k): unquote(v) for k, v in found.groupdict().items()}  # path parameters arrive decoded
 
 
 def _group(name: str) -> str:

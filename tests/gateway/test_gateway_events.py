@@ -23,7 +23,7 @@ def test_event_shape_round_trip(gw: Gateway) -> None:
     event, context = data["event"], data["context"]
     assert event["httpMethod"] == "GET"
     assert event["resource"] == "/{proxy+}"
-    assert event["path"] == "/echo/a b/c"
+    assert event["path"] == "/echo/a%20b/c"  # REST APIs pass the path percent-encoded, as the client sent it
     assert event["pathParameters"] == {"proxy": "echo/a b/c"}
     assert event["queryStringParameters"] == {"x": "2", "empty": "", "plus": "a b"}
     assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"], "empty": [""], "plus": ["a b"]}
@@ -41,7 +41,7 @@ def test_event_shape_round_trip(gw: Gateway) -> None:
     assert ctx["stage"] == "dev"  # the fixture's StageName parameter
     assert ctx["resourcePath"] == "/{proxy+}"
     assert ctx["httpMethod"] == "GET"
-    assert ctx["path"] == "/dev/echo/a b/c"
+    assert ctx["path"] == "/dev/echo/a%20b/c"
     assert ctx["identity"]["sourceIp"] == "127.0.0.1"
     assert ctx["identity"]["userAgent"] == "gateway-test"
     assert ctx["protocol"] == "HTTP/1.1"

@@ -97,3 +97,20 @@ def test_v2_results_put_set_cookie_in_cookies() -> None:
     result = render(response, "2.0")
     assert result["cookies"] == ["a=1", "b=2"]
     assert result["headers"] == {"vary": "x, y"}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "raw_path", "expected"),
+    [
+        ("rest", "/a%20b/%2541", "/a%20b/%2541"),  # REST: encoded, decoded once: %25 stays a literal "%"
+        ("http", "/100%/a b", "/100%25/a%20b"),  # HTTP API: rawPath arrives decoded; its "%" is a literal
+        ("url", "/a%20b/%2541", "/a%20b/%2541"),  # Function URL: encoded, like REST
+    ],
+)
+def test_each_format_decodes_the_path_exactly_once(fmt: str, raw_path: str, expected: str) -> None:
+    event = build_event("GET", "/x", event_format=fmt)
+    if fmt == "rest":
+        event["path"] = raw_path
+    else:
+        event["rawPath"] = raw_path
+    assert parse_event(event).request.path == expected
