@@ -1,6 +1,6 @@
 """Run a Lambda handler from a built artifact the way the Lambda Python runtime does, for the template tests.
 
-    python3.13 -I lambda_runner.py TASK_ROOT HANDLER EVENTS_JSON OUT_JSON
+    python3.13 -I -B lambda_runner.py TASK_ROOT HANDLER EVENTS_JSON OUT_JSON
 
 `-I` keeps the interpreter isolated (no site-packages of the developer, no PYTHONPATH, not this folder), so the
 handler can only import what `sam build` put into TASK_ROOT, as in Lambda. Like the runtime's bootstrap, this puts

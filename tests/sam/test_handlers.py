@@ -60,7 +60,7 @@ class Deployed:
         out_file = self.workdir / f"out-{self.calls}.json"
         events_file.write_text(json.dumps(events))
         proc = subprocess.run(
-            [str(runtime_python()), "-I", str(RUNNER), str(task_root), config["Handler"], str(events_file),
+            [str(runtime_python()), "-I", "-B", str(RUNNER), str(task_root), config["Handler"], str(events_file),
              str(out_file)],
             env=env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
