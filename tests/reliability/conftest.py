@@ -15,10 +15,6 @@ PLAN = pytest.StashKey[Plan]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "chaos: faults under load against the native stack (CACHELAB_CHAOS_PROFILE=full for the README figures)",
-    )
     config.stash[FIGURES] = []
 
 
