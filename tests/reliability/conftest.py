@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cachelab.chaos import Figures, Plan, table
+from tests.reliability.support import EchoOrigin
 
 FIGURES = pytest.StashKey[list[Figures]]()
 PLAN = pytest.StashKey[Plan]()
@@ -33,3 +35,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         (folder / "figures.md").write_text(text + "\n")
         (folder / "figures.json").write_text(json.dumps([r.to_json() for r in rows], indent=2) + "\n")
         terminalreporter.write_line(f"written to {folder}/figures.md and figures.json")
+
+
+@pytest.fixture
+def origin() -> Iterator[EchoOrigin]:
+    """An origin that answers with the exact request it received (a real HTTP server on loopback)."""
+    server = EchoOrigin()
+    yield server
+    server.close()

@@ -88,13 +88,6 @@ test_contract_purge_treats_glob_characters_literally = contract.test_purge_treat
 
 # ---------------------------------------------------------------------------------------------- the proxy
 @pytest.fixture
-def origin() -> Iterator[EchoOrigin]:
-    server = EchoOrigin()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def proxy(healthy: LocalCluster, origin: EchoOrigin) -> Iterator[CachingProxy]:
     config = settings(healthy.url, origin.url)
     made = CachingProxy(RedisStore.from_settings(config), Urllib3Upstream(config.upstream_url), config)

@@ -49,13 +49,6 @@ FUZZ = settings(
 
 
 @pytest.fixture
-def origin() -> Iterator[EchoOrigin]:
-    server = EchoOrigin()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def app(origin: EchoOrigin, redis_server: RedisServer) -> Iterator[LambdaApp]:
     env = {"UPSTREAM_URL": origin.url, "REDIS_URL": redis_server.url, "CACHE_MAX_BODY_BYTES": str(MAX_BODY)}
     with lambda_app(env) as made:
