@@ -343,12 +343,7 @@ FAULT_NAMES = (
 
 def stack_config(workdir: Path) -> StackConfig:
     """Free loopback ports, no Locust web UI, every gateway environment started before the first request."""
-    ports: set[int] = set()
-    for _ in range(100):
-        if len(ports) == 3:
-            break
-        ports.add(processes.free_port())
-    redis_port, stub_port, gateway_port = sorted(ports)
+    redis_port, stub_port, gateway_port = processes.free_ports(3)
     return StackConfig(
         redis_port=redis_port,
         stub_port=stub_port,

@@ -28,6 +28,16 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """`count` distinct ports that are free on `host` right now, in ascending order (bounded attempts)."""
+    ports: set[int] = set()
+    for _ in range(count * 20):
+        ports.add(free_port(host))
+        if len(ports) == count:
+            return sorted(ports)
+    raise RuntimeError(f"could not find {count} distinct free ports on {host}")
+
+
 def ensure_port_free(port: int, host: str = LOOPBACK, *, what: str = "service") -> None:
     """Fail fast, with a clear message, when `port` is already taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

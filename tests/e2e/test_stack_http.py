@@ -46,8 +46,7 @@ class Client:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    ports = sorted({processes.free_port() for _ in range(3)})
-    assert len(ports) == 3
+    ports = processes.free_ports(3)
     config = StackConfig(
         redis_port=ports[0],
         stub_port=ports[1],

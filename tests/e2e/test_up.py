@@ -15,13 +15,6 @@ import pytest
 from cachelab import processes
 
 
-def _ports(n: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < n:
-        ports.add(processes.free_port())
-    return sorted(ports)
-
-
 def _listening(port: int) -> bool:
     return processes.port_open(port)
 
@@ -38,7 +31,7 @@ def _get(url: str) -> tuple[int, dict[str, str], bytes]:
 
 @pytest.mark.slow
 def test_up_serves_through_the_gateway_and_stops_cleanly_on_ctrl_c() -> None:
-    redis_port, stub_port, gateway_port, locust_port = _ports(4)
+    redis_port, stub_port, gateway_port, locust_port = processes.free_ports(4)
     argv = [sys.executable, "-m", "cachelab", "up", "--redis-port", str(redis_port), "--stub-port", str(stub_port),
             "--gateway-port", str(gateway_port), "--locust-port", str(locust_port)]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -78,7 +71,7 @@ def test_up_serves_through_the_gateway_and_stops_cleanly_on_ctrl_c() -> None:
 
 
 def test_a_taken_port_fails_fast_with_a_clear_message_and_starts_nothing() -> None:
-    redis_port, stub_port, gateway_port = _ports(3)
+    redis_port, stub_port, gateway_port = processes.free_ports(3)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", gateway_port))
         taken.listen()

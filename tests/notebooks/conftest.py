@@ -45,15 +45,6 @@ class RealRuns:
         return data
 
 
-def _free_ports(n: int) -> list[int]:
-    ports: set[int] = set()
-    for _ in range(100):
-        ports.add(processes.free_port())
-        if len(ports) == n:
-            return sorted(ports)
-    raise RuntimeError("could not find free ports")
-
-
 def _reset(stack: Stack) -> None:
     request = urllib.request.Request(stack.stub_url + "/__admin/reset", data=b"", method="POST")
     with urllib.request.urlopen(request, timeout=5):
@@ -68,7 +59,7 @@ def _reset(stack: Stack) -> None:
 @pytest.fixture(scope="session")
 def real_runs(tmp_path_factory: pytest.TempPathFactory) -> RealRuns:
     out = tmp_path_factory.mktemp("runs")
-    redis_port, stub_port, gateway_port = _free_ports(3)
+    redis_port, stub_port, gateway_port = processes.free_ports(3)
     config = StackConfig(
         redis_port=redis_port,
         stub_port=stub_port,
