@@ -28,6 +28,10 @@ class Entry:
     stale_while_revalidate: float  # seconds past expiry it may be served while one refresh runs (RFC 5861 §3)
     stale_if_error: float  # seconds past expiry it may be served when the upstream fails (RFC 5861 §4)
     revalidate_always: bool = False  # response no-cache (RFC 9111 §5.2.2.4)
+    # must-revalidate, proxy-revalidate, or s-maxage (RFC 9111 §5.2.2.2, §5.2.2.8, §5.2.2.10): once stale, never
+    # served without a successful validation, whatever a client's max-stale says (only the origin's own explicit
+    # stale-* directives still apply, RFC 5861)
+    must_revalidate: bool = False
 
     @property
     def etag(self) -> str | None:
@@ -49,6 +53,7 @@ class Entry:
                 "swr": self.stale_while_revalidate,
                 "sie": self.stale_if_error,
                 "ra": self.revalidate_always,
+                "mr": self.must_revalidate,
             },
             separators=(",", ":"),
         ).encode()
@@ -73,6 +78,7 @@ class Entry:
                 stale_while_revalidate=float(meta["swr"]),
                 stale_if_error=float(meta["sie"]),
                 revalidate_always=bool(meta["ra"]),
+                must_revalidate=bool(meta.get("mr", False)),
             )
         except CorruptEntry:
             raise

@@ -10,7 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.http import Headers, Request, Response
-from proxy.keys import InvalidTarget, normalize_path, normalize_query, parse_query
+from proxy.keys import (
+    InvalidTarget,
+    encode_query,
+    escape_decoded_path,
+    normalize_path,
+    normalize_query,
+    parse_query,
+    query_string,
+    sendable_query,
+)
 
 MAX_HEADER_BYTES = 16 * 1024
 _CONTROL = re.compile("[\r\n\0]")
@@ -68,12 +77,18 @@ def _parse_v1(event: Mapping[str, Any]) -> Request:
                 pairs.append((_text(name), _text(value)))
     elif isinstance(single, Mapping):
         pairs.extend((_text(k), _text(v)) for k, v in single.items())
+    # API Gateway has decoded the parameters: encoded again, each reserved character in them is data.
+    received = encode_query(pairs)
+    path = _text(event.get("path") or "/")
+    if event.get("version") == "1.0":  # an HTTP API's payload 1.0: its path is decoded, like rawPath in 2.0
+        path = escape_decoded_path(path)
     return Request(
         method=method,
-        path=normalize_path(_text(event.get("path") or "/")),
-        query=normalize_query(pairs),
+        path=normalize_path(path),
+        query=normalize_query(received),
         headers=headers,
         body=_body(event),
+        raw_query=query_string(received),
     )
 
 
@@ -86,12 +101,14 @@ def _parse_v2(event: Mapping[str, Any]) -> Request:
     cookies = event.get("cookies") or []
     if cookies:
         items.append(("cookie", "; ".join(_text(c) for c in cookies)))
+    raw_query = _text(event.get("rawQueryString") or "")
     return Request(
         method=method,
         path=normalize_path(_v2_path(event)),
-        query=normalize_query(parse_query(_text(event.get("rawQueryString") or ""))),
+        query=normalize_query(parse_query(raw_query)),
         headers=_checked_headers(items),
         body=_body(event),
+        raw_query=sendable_query(raw_query),
     )
 
 
@@ -102,7 +119,7 @@ def _v2_path(event: Mapping[str, Any]) -> str:
     domain = event["requestContext"].get("domainName")
     if isinstance(domain, str) and ".lambda-url." in domain:
         return raw
-    return raw.replace("%", "%25")
+    return escape_decoded_path(raw)
 
 
 def _headers_v1(event: Mapping[str, Any]) -> Headers:

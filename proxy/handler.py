@@ -3,7 +3,6 @@ execution environment: during the init phase when running in Lambda, else on the
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -11,13 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from proxy import answers
 from proxy.config import Settings
 from proxy.events import BadEvent, parse_event, render
-from proxy.http import Headers, Response
 from proxy.keys import InvalidTarget
 from proxy.observability import RequestLog
+from proxy.outcome import CacheStatus, Outcome
 from proxy.secrets import read_auth_token
-from proxy.service import API_GATEWAY_TIMEOUT_SECONDS, CacheStatus, CachingProxy, Outcome
+from proxy.service import API_GATEWAY_TIMEOUT_SECONDS, CachingProxy
 from proxy.store import RedisStore
 from proxy.upstream import Urllib3Upstream
 
@@ -64,22 +64,20 @@ def lambda_handler(event: object, context: Any = None) -> dict[str, Any]:
         method = parsed.request.method
         outcome = app.proxy.handle(parsed.request, request_id, started + budget)
     except (BadEvent, InvalidTarget) as exc:
-        outcome = _client_error(exc.status, str(exc), request_id)
+        outcome = _refused(exc.status, str(exc), request_id, "invalid-request")
     except Exception as exc:  # a bug must still answer in JSON, never with a stack trace to the client
         app.log.event("ERROR", "unhandled error", request_id=request_id, error=type(exc).__name__)
-        outcome = _client_error(500, "internal error", request_id)
+        outcome = _refused(500, "internal error", request_id, "internal-error")
     app.log.record(
         request_id=request_id, method=method, outcome=outcome, duration_ms=(time.monotonic() - started) * 1000
     )
     return render(outcome.response, version)
 
 
-def _client_error(status: int, message: str, request_id: str) -> Outcome:
-    body = json.dumps({"error": message, "request_id": request_id}).encode()
-    headers = Headers(
-        [("content-type", "application/json"), ("x-cache", CacheStatus.BYPASS), ("cache-control", "no-store")]
-    )
-    return Outcome(Response(status, headers, body), CacheStatus.BYPASS, detail="rejected")
+def _refused(status: int, message: str, request_id: str, detail: str) -> Outcome:
+    """An answer of the handler's own: neither the cache nor the upstream was used."""
+    response = answers.error(status, message, request_id, cache=CacheStatus.BYPASS, detail=detail)
+    return Outcome(response, CacheStatus.BYPASS, detail="rejected")
 
 
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):

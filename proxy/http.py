@@ -83,15 +83,21 @@ class Headers:
         return f"Headers({list(self._items)!r})"
 
 
+# One query parameter, percent-encoded in canonical form (proxy.keys): (name, value), value None for a bare `?name`.
+QueryParam = tuple[str, str | None]
+
+
 @dataclass(frozen=True)
 class Request:
-    """A client request after event parsing: path and query are already in canonical form."""
+    """A client request after event parsing: path and query are in canonical form (proxy.keys), the parameters
+    ordered by name; `raw_query` is the query as received, for the methods that are forwarded as they are."""
 
     method: str
     path: str
-    query: tuple[tuple[str, str], ...] = ()
+    query: tuple[QueryParam, ...] = ()
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
+    raw_query: str = ""
 
 
 @dataclass(frozen=True)

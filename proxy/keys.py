@@ -1,28 +1,46 @@
-"""Cache keys: the canonical upstream target plus the allow-listed request headers, nothing else.
+"""Request targets in canonical form, and the cache keys made from them.
 
-The canonical target (normalised path, query parameters sorted) is also exactly what is sent upstream, so two
-requests share a key only if they make the same upstream request: parameter order cannot fragment the cache and
-an unkeyed header cannot poison it.
+The canonical target is exactly what a GET or HEAD sends upstream, so two requests share a key only when the origin
+receives the same request: an unkeyed header cannot poison the cache, and only rewrites that the origin cannot tell
+apart are made (RFC 3986 §6.2.2):
+
+- percent-encoding is normalised: encoded unreserved characters are decoded (`%7E` -> `~`), the hex digits of every
+  other escape are upper-cased, and characters that may not appear literally are encoded (a space -> `%20`);
+  encoded reserved characters stay encoded (`%2F`, `%3F`, `%23`, `%26`, `%3D`, `%2B`: RFC 3986 §2.2), so `/a%2Fb`
+  and `/a/b` are different resources;
+- dot-segments are removed (RFC 3986 §5.2.4) from that form only: `%2E%2E` is `..`, `..%2F` is a name;
+- query parameters are ordered by name; values of a repeated name keep their order; `?a` and `?a=` stay different,
+  and `+` stays `+`. Empty `&&` pieces are dropped.
+
+Invalid percent-encoding (`%` not followed by two hex digits) in an encoded path or query is refused (400).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, unquote_to_bytes
 
-from proxy.http import Headers
+from proxy.http import Headers, QueryParam
 
 KEY_PREFIX = "cl:1:"
 MAX_PATH_BYTES = 2048
 MAX_QUERY_BYTES = 8192
+MAX_QUERY_PARAMS = 256
 MAX_KEY_HEADER_BYTES = 4096
 # Paths are kept readable in the index key up to this length; longer ones are cut (purges then err on the side
 # of deleting more, never less).
 INDEX_PATH_CHARS = 200
-_PATH_SAFE = "/!$&'()*+,;=:@-._~"  # RFC 3986 pchar without "%"
-_QUERY_SAFE = "!$'()*,;:@/?-._~"  # query chars minus the separators & = + that would change the meaning
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# RFC 3986 §3.3 pchar without pct-encoded, and §3.4 query (pchar, "/" and "?"), as regex character classes.
+_PCHAR = r"A-Za-z0-9\-._~!$&'()*+,;=:@"
+_QUERY_CHAR = _PCHAR + "/?"
+# One escape (valid or not) or one character that may not appear literally.
+_PATH_WORK = re.compile(r"%(?:[0-9A-Fa-f]{2})?|[^" + _PCHAR + "/]")
+_QUERY_WORK = re.compile(r"%(?:[0-9A-Fa-f]{2})?|[^" + _QUERY_CHAR + "]")
+_CANONICAL_PATH = re.compile(r"(?:/[A-Za-z0-9_~!$'()*+,;:@-][A-Za-z0-9._~!$&'()*+,;=:@-]*)*/?")
 
 
 class InvalidTarget(ValueError):
@@ -33,74 +51,136 @@ class InvalidTarget(ValueError):
         self.status = status
 
 
-_CANONICAL_PATH = re.compile(r"(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*/?")
-_PLAIN_QUERY_PART = re.compile(r"[A-Za-z0-9._~-]*")
+def _normalizer(pattern: re.Pattern[str], where: str) -> Callable[[str], str]:
+    def fix(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text[0] == "%":
+            if len(text) == 1:
+                raise InvalidTarget(f"invalid percent-encoding in the {where} (a '%' not followed by two hex digits)")
+            char = chr(int(text[1:], 16))
+            return char if char in _UNRESERVED else text.upper()
+        return _utf8_escapes(text, where)
+
+    def normalize(text: str) -> str:
+        return pattern.sub(fix, text) if pattern.search(text) else text
+
+    return normalize
+
+
+_normalize_path_text = _normalizer(_PATH_WORK, "path")
+_normalize_query_text = _normalizer(_QUERY_WORK, "query")
 
 
 def normalize_path(raw: str) -> str:
-    """Percent-decode, drop dot segments (RFC 3986 §5.2.4) and re-encode with one canonical spelling."""
-    if len(raw) <= MAX_PATH_BYTES and _CANONICAL_PATH.fullmatch(raw) and "/." not in raw:
+    """A percent-encoded path in canonical form: escapes normalised, then dot-segments removed (RFC 3986 §6.2.2)."""
+    if len(raw) <= MAX_PATH_BYTES and _CANONICAL_PATH.fullmatch(raw):
         return raw or "/"  # already canonical: the common case, kept cheap
-    if not raw.startswith("/"):
-        raw = "/" + raw
-    decoded = unquote_to_bytes(raw)
-    if len(decoded) > MAX_PATH_BYTES:
+    if len(raw) > MAX_PATH_BYTES * 3:
         raise InvalidTarget(f"path longer than {MAX_PATH_BYTES} bytes", status=414)
-    segments: list[bytes] = []
-    parts = decoded.split(b"/")[1:]
+    text = _normalize_path_text(raw if raw.startswith("/") else "/" + raw)
+    if len(text) > MAX_PATH_BYTES * 3:
+        raise InvalidTarget(f"path longer than {MAX_PATH_BYTES} bytes", status=414)
+    segments: list[str] = []
+    parts = text.split("/")[1:]
     for index, segment in enumerate(parts):
         last = index == len(parts) - 1
-        if segment == b".":
-            if last:
-                segments.append(b"")
-            continue
-        if segment == b"..":
-            if segments:
+        if segment in (".", ".."):
+            if segment == ".." and segments:
                 segments.pop()
             if last:
-                segments.append(b"")
+                segments.append("")
             continue
         segments.append(segment)
-    return "/" + "/".join(quote(s, safe=_PATH_SAFE) for s in segments)
+    path = "/" + "/".join(segments)
+    if _decoded_length(path) > MAX_PATH_BYTES:
+        raise InvalidTarget(f"path longer than {MAX_PATH_BYTES} bytes", status=414)
+    return path
 
 
-def normalize_query(pairs: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """Sort the parameters by name, then value; order never matters to the key or the upstream."""
-    size = sum(len(k) + len(v) + 2 for k, v in pairs)
-    if size > MAX_QUERY_BYTES:
-        raise InvalidTarget(f"query string longer than {MAX_QUERY_BYTES} bytes", status=414)
-    return tuple(sorted(pairs))
+def escape_decoded_path(decoded: str) -> str:
+    """An already percent-decoded path (HTTP API events) as an encoded one: its "%" are literal characters."""
+    return decoded.replace("%", "%25")
 
 
-MAX_QUERY_PARAMS = 256
-
-
-def parse_query(raw: str) -> list[tuple[str, str]]:
-    """Decode a raw query string into (name, value) pairs; bytes that are not UTF-8 survive the round trip."""
+def parse_query(raw: str) -> tuple[QueryParam, ...]:
+    """A raw (percent-encoded) query string as normalised parameters, in the order received."""
+    if not raw:
+        return ()
     if len(raw) > MAX_QUERY_BYTES * 3:
         raise InvalidTarget(f"query string longer than {MAX_QUERY_BYTES} bytes", status=414)
+    pieces = [piece for piece in raw.split("&") if piece]
+    if len(pieces) > MAX_QUERY_PARAMS:
+        raise InvalidTarget(f"more than {MAX_QUERY_PARAMS} query parameters")
+    params: list[QueryParam] = []
+    for piece in pieces:
+        name, equals, value = piece.partition("=")
+        params.append((_normalize_query_text(name), _normalize_query_text(value) if equals else None))
+    return tuple(params)
+
+
+_QUERY_UNSENDABLE = re.compile(r"[^" + _QUERY_CHAR + "%]")
+
+
+def sendable_query(raw: str) -> str:
+    """A raw query string as received, only with the characters that may not appear literally encoded: what the
+    methods forwarded as they are send upstream. Its escapes were checked by parse_query."""
+    return _QUERY_UNSENDABLE.sub(lambda match: _utf8_escapes(match.group(0), "query"), raw)
+
+
+def _utf8_escapes(text: str, where: str) -> str:
     try:
-        return parse_qsl(raw, keep_blank_values=True, errors="surrogateescape", max_num_fields=MAX_QUERY_PARAMS)
-    except ValueError:
-        raise InvalidTarget(f"more than {MAX_QUERY_PARAMS} query parameters") from None
+        return "".join(f"%{byte:02X}" for byte in text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidTarget(f"the {where} is not valid Unicode text") from None
 
 
-def split_target(target: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """A path with an optional query, in canonical form."""
+def encode_query(pairs: list[tuple[str, str]]) -> tuple[QueryParam, ...]:
+    """Decoded (name, value) pairs, as REST API events carry them, encoded: every reserved character is data."""
+    if len(pairs) > MAX_QUERY_PARAMS:
+        raise InvalidTarget(f"more than {MAX_QUERY_PARAMS} query parameters")
+    return tuple((_encode_component(name), _encode_component(value)) for name, value in pairs)
+
+
+def _encode_component(text: str) -> str:
+    if all(char in _UNRESERVED for char in text):
+        return text
+    return "".join(char if char in _UNRESERVED else _utf8_escapes(char, "query") for char in text)
+
+
+def normalize_query(params: tuple[QueryParam, ...]) -> tuple[QueryParam, ...]:
+    """Parameters ordered by name; the values of a repeated name keep their order (a stable sort)."""
+    size = sum(len(name) + len(value or "") + 2 for name, value in params)
+    if size > MAX_QUERY_BYTES * 3 or _decoded_query_size(params) > MAX_QUERY_BYTES:
+        raise InvalidTarget(f"query string longer than {MAX_QUERY_BYTES} bytes", status=414)
+    if len(params) < 2:
+        return params
+    return tuple(sorted(params, key=_param_name))
+
+
+def _param_name(param: QueryParam) -> str:
+    return param[0]
+
+
+def query_string(params: tuple[QueryParam, ...]) -> str:
+    return "&".join(name if value is None else f"{name}={value}" for name, value in params)
+
+
+def canonical_target(path: str, query: tuple[QueryParam, ...]) -> str:
+    return f"{path}?{query_string(query)}" if query else path
+
+
+def split_target(target: str) -> tuple[str, tuple[QueryParam, ...]]:
+    """A percent-encoded path with an optional query (and no fragment), in canonical form."""
     path, _, query = target.partition("?")
     return normalize_path(path), normalize_query(parse_query(query))
 
 
-def _q(value: str) -> str:
-    if _PLAIN_QUERY_PART.fullmatch(value):
-        return value
-    return quote(value, safe=_QUERY_SAFE, errors="surrogateescape")
+def _decoded_length(text: str) -> int:
+    return len(text) - 2 * text.count("%")
 
 
-def canonical_target(path: str, query: tuple[tuple[str, str], ...]) -> str:
-    if not query:
-        return path
-    return path + "?" + "&".join(f"{_q(k)}={_q(v)}" for k, v in query)
+def _decoded_query_size(params: tuple[QueryParam, ...]) -> int:
+    return sum(_decoded_length(name) + _decoded_length(value or "") + 2 for name, value in params)
 
 
 def _glob_escape(text: str) -> str:
@@ -152,7 +232,7 @@ def uri_digest(target: str) -> str:
 
 def key_for(
     path: str,
-    query: tuple[tuple[str, str], ...],
+    query: tuple[QueryParam, ...],
     headers: Headers,
     key_headers: tuple[str, ...],
     target: str | None = None,

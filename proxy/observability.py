@@ -12,7 +12,7 @@ import sys
 import time
 from typing import TextIO
 
-from proxy.service import CacheStatus, Outcome
+from proxy.outcome import CacheStatus, Outcome
 
 NAMESPACE = "cachelab"
 SERVICE = "proxy"

@@ -1,13 +1,17 @@
 """The caching decision core: pure functions of (request, stored entry, now, policy), no I/O.
 
-It follows RFC 9111 (HTTP Caching) for a *shared* cache and RFC 5861 for stale-while-revalidate and
-stale-if-error. The handler only carries out what these functions decide.
+It follows RFC 9111 (HTTP Caching) for a *shared* cache, RFC 5861 for stale-while-revalidate and stale-if-error, and
+RFC 9110 for the conditional requests a cache answers itself. The service only carries out what these functions
+decide.
 """
 
 from __future__ import annotations
 
+import email.utils
+import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from urllib.parse import urljoin, urlsplit
 
 from proxy.cache_control import CacheControl, parse_age, parse_http_date
 from proxy.config import Policy
@@ -19,26 +23,36 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # RFC 9110 §9.2.
 # Statuses this proxy stores (a subset of the heuristically cacheable ones, RFC 9110 §15.1); 5xx never.
 STORABLE_STATUSES = frozenset({200, 203, 300, 301, 404, 410})
 NEGATIVE_STATUSES = frozenset({404, 410})
-# Headers never stored with an entry: per-response or per-client fields, and Age which is recomputed.
-UNSTORED_HEADERS = frozenset({"set-cookie", "age", "x-cache", "cache-status"})
+# Headers never stored with an entry: per-response or per-client fields, and Age which is recomputed. The origin's
+# own Cache-Status is stored: answers keep it ahead of ours (RFC 9211 §2).
+UNSTORED_HEADERS = frozenset({"set-cookie", "age", "x-cache"})
+# Request headers the upstream sees, besides the keyed ones (every other request header is left out on GET/HEAD).
+FORWARDED_UNKEYED = frozenset({"authorization"})
+# RFC 9110 §15.4.5: the fields a 304 carries (those a 200 would have), plus Last-Modified to guide cache updates.
+NOT_MODIFIED_HEADERS = frozenset(
+    {"cache-control", "content-location", "date", "etag", "expires", "vary", "last-modified", "cache-status"}
+)
+_FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.1
 
 
 class Action(StrEnum):
     PASS = "pass"  # noqa: S105 - not a password; not a cacheable request: forward it, don't look up or store
     SERVE = "serve"  # answer from the stored entry without contacting the upstream
     FETCH = "fetch"  # contact the upstream (a miss, or a revalidation of `entry`)
+    UNSATISFIABLE = "unsatisfiable"  # only-if-cached and nothing usable is stored: 504 (RFC 9111 §5.2.1.7)
 
 
 @dataclass(frozen=True)
 class Lookup:
     action: Action
-    reason: str  # RFC 9211 "fwd" value when forwarding ("method", "uri-miss", "stale", "request", ...)
+    reason: str  # RFC 9211 "fwd" value when forwarding ("method", "uri-miss", "stale", "request"), else why
     entry: Entry | None = None
     age: float = 0.0
     conditional: tuple[tuple[str, str], ...] = ()  # validators to send when revalidating (RFC 9111 §4.3.1)
     stale_while_revalidate: bool = False  # entry may be served STALE while another invocation refreshes it
     invalidate: bool = False  # unsafe method: invalidate the target's entries on a non-error answer (§4.4)
     store: bool = True  # false when the request says no-store (RFC 9111 §5.2.1.5)
+    stale: bool = False  # SERVE of a stale entry the client accepts (max-stale, RFC 9111 §5.2.1.2)
 
 
 @dataclass(frozen=True)
@@ -68,19 +82,35 @@ def lookup(method: str, request_headers: Headers, entry: Entry | None, now: floa
     """What to do with a request, given the stored entry for its key (None when nothing is stored)."""
     method = method.upper()
     if method not in CACHEABLE_METHODS:
-        return Lookup(Action.PASS, "method", invalidate=method not in SAFE_METHODS)
-    request_cc = _request_cache_control(request_headers)
+        return Lookup(Action.PASS, "method", invalidate=invalidates(method))
+    request_cc = request_cache_control(request_headers)
     store = not request_cc.has("no-store")
+    # RFC 9111 §5.2.1.7: only a stored response, or a 504; the upstream is never contacted.
+    only_if_cached = request_cc.has("only-if-cached")
     if entry is None:
+        if only_if_cached:
+            return Lookup(Action.UNSATISFIABLE, "only-if-cached", store=store)
         return Lookup(Action.FETCH, "uri-miss", store=store)
     age = current_age(entry, now)
     conditional = validators(entry)
-    # RFC 9111 §5.2.1.4: a client's no-cache forbids answering without validation; so does max-age=0 (§5.2.1.1).
+    # RFC 9111 §5.2.1.4: a client's no-cache forbids answering without validation; max-age (§5.2.1.1) bounds the
+    # age it accepts and min-fresh (§5.2.1.3) the freshness it still wants.
     max_age = request_cc.seconds("max-age")
-    if request_cc.has("no-cache") or (max_age is not None and age > max_age):
+    min_fresh = request_cc.seconds("min-fresh")
+    if (
+        request_cc.has("no-cache")
+        or (max_age is not None and age > max_age)
+        or (min_fresh is not None and entry.lifetime - age < min_fresh)
+    ):
+        if only_if_cached:
+            return Lookup(Action.UNSATISFIABLE, "only-if-cached", entry=entry, age=age, store=store)
         return Lookup(Action.FETCH, "request", entry=entry, age=age, conditional=conditional, store=store)
     if is_fresh(entry, now):
         return Lookup(Action.SERVE, "hit", entry=entry, age=age, store=store)
+    if _accepts_stale(request_cc, entry, now):
+        return Lookup(Action.SERVE, "max-stale", entry=entry, age=age, store=store, stale=True)
+    if only_if_cached:
+        return Lookup(Action.UNSATISFIABLE, "only-if-cached", entry=entry, age=age, store=store)
     swr = not entry.revalidate_always and staleness(entry, now) <= entry.stale_while_revalidate
     return Lookup(
         Action.FETCH,
@@ -91,6 +121,23 @@ def lookup(method: str, request_headers: Headers, entry: Entry | None, now: floa
         stale_while_revalidate=swr,
         store=store,
     )
+
+
+def invalidates(method: str) -> bool:
+    """RFC 9111 §4.4: a non-error answer to an unsafe method invalidates the target URI's stored responses."""
+    return method.upper() not in SAFE_METHODS
+
+
+def _accepts_stale(request_cc: CacheControl, entry: Entry, now: float) -> bool:
+    """RFC 9111 §5.2.1.2 max-stale: the client accepts a stale response, up to the given seconds past expiry (any,
+    without a value), unless the origin forbade serving it stale (§4.2.4: must-revalidate, proxy-revalidate,
+    s-maxage, no-cache)."""
+    if not request_cc.has("max-stale") or entry.revalidate_always or entry.must_revalidate:
+        return False
+    if request_cc.directives["max-stale"] is None:
+        return True
+    limit = request_cc.seconds("max-stale")
+    return limit is not None and staleness(entry, now) <= limit
 
 
 def may_serve_stale_on_error(entry: Entry, now: float) -> bool:
@@ -107,6 +154,55 @@ def validators(entry: Entry) -> tuple[tuple[str, str], ...]:
     return ()
 
 
+def validates(entry: Entry, not_modified_headers: Headers) -> bool:
+    """RFC 9111 §4.3.4: whether a 304 received for our revalidation of `entry` identifies it for update.
+
+    A strong ETag in the 304 must equal the stored one (strong comparison, RFC 9110 §8.8.3.2); a weak one must
+    match it weakly; without an ETag, a Last-Modified in the 304 must equal the stored one. A 304 with no validator
+    at all answers our conditional request for this very entry and is taken as identifying it (deliberately lenient:
+    RFC 9110 §15.4.5 requires the ETag, many origins omit it). Otherwise the 304 updates nothing: the caller fetches
+    the full response instead.
+    """
+    etag = not_modified_headers.get("etag")
+    if etag is not None:
+        stored = entry.etag
+        if stored is None:
+            return False
+        etag, stored = etag.strip(), stored.strip()
+        if not etag.startswith("W/"):
+            return etag == stored  # a strong validator identifies only the same strong validator
+        return etag.removeprefix("W/") == stored.removeprefix("W/")
+    last_modified = not_modified_headers.get("last-modified")
+    if last_modified is not None and entry.last_modified is not None:
+        return last_modified.strip() == entry.last_modified.strip()
+    return True
+
+
+def not_modified(request_headers: Headers, entry: Entry) -> bool:
+    """RFC 9110 §13.1.2, §13.1.3, §13.2.2 and RFC 9111 §4.3.2: whether a client's conditional GET/HEAD is answered
+    304 from `entry`. If-None-Match (weak comparison) takes precedence; If-Modified-Since is evaluated only without
+    it, against the stored Last-Modified, else Date, else the time the response was received. Only a stored 2xx
+    answer is ever turned into a 304 (RFC 9110 §13.2.1)."""
+    if not 200 <= entry.status < 300:
+        return False
+    if_none_match = request_headers.get("if-none-match")
+    if if_none_match is not None:
+        return entry.etag is not None and _etag_matches(if_none_match, entry.etag)
+    since = parse_http_date(request_headers.get("if-modified-since"))
+    if since is None:
+        return False
+    modified = parse_http_date(entry.last_modified) or parse_http_date(entry.headers.get("date"))
+    return (modified if modified is not None else entry.response_time) <= since
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 §13.1.2: weak comparison against each listed entity-tag, or "*"."""
+    if if_none_match.strip() == "*":
+        return True
+    wanted = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag.strip().removeprefix("W/") in wanted
+
+
 def plan_store(
     *,
     request_headers: Headers,
@@ -118,6 +214,7 @@ def plan_store(
     policy: Policy,
 ) -> StorePlan:
     """RFC 9111 §3: whether a response to a GET may be stored by a shared cache, and as what entry."""
+    response_headers = with_date(response_headers, response_time)
     cc = CacheControl.parse(response_headers.get("cache-control"))
     if status not in STORABLE_STATUSES:
         return StorePlan(False, f"status {status} is not stored")
@@ -129,12 +226,9 @@ def plan_store(
         return StorePlan(False, "set-cookie")  # a per-client response, never shared
     if "authorization" in request_headers and not (cc.has("public") or cc.has("s-maxage") or cc.has("must-revalidate")):
         return StorePlan(False, "authorization")  # §3.5
-    vary = {v.strip().lower() for v in (response_headers.get("vary") or "").split(",") if v.strip()}
-    if "*" in vary:
-        return StorePlan(False, "vary-star")  # §4.1: never matches
-    unkeyed = vary - set(policy.key_headers)
-    if unkeyed:
-        return StorePlan(False, f"vary on unkeyed header {sorted(unkeyed)[0]}")
+    vary = vary_problem(response_headers, policy.key_headers)
+    if vary is not None:
+        return StorePlan(False, vary)
     if len(body) > policy.max_body_bytes:
         return StorePlan(False, "body too large")
     lifetime = freshness_lifetime(cc, response_headers, status, policy)
@@ -151,6 +245,7 @@ def plan_store(
         stale_while_revalidate=swr,
         stale_if_error=sie,
         revalidate_always=cc.has("no-cache"),
+        must_revalidate=cc.has("must-revalidate") or cc.has("proxy-revalidate") or cc.has("s-maxage"),
     )
     ttl = redis_ttl(entry, policy)
     if ttl <= 0:
@@ -158,19 +253,44 @@ def plan_store(
     return StorePlan(True, "stored", entry=entry, redis_ttl=ttl)
 
 
+def vary_problem(response_headers: Headers, key_headers: tuple[str, ...]) -> str | None:
+    """RFC 9111 §4.1: why a response's Vary prevents sharing it, or None.
+
+    Vary is matched on the request this proxy sends upstream, which holds only the keyed headers (part of the key),
+    Authorization, and fixed values of its own (`Accept-Encoding: identity`, its User-Agent): every other header of
+    the client's is left out, so every request of one key reaches the origin with the same value for it, and a
+    response varying on it is the one every such request gets. What cannot be matched: `*`, a header that is
+    forwarded but not keyed (Authorization), and a malformed Vary.
+    """
+    members = [member.strip().lower() for value in response_headers.get_all("vary") for member in value.split(",")]
+    members = [member for member in members if member]
+    if "*" in members:
+        return "vary-star"
+    if not all(_FIELD_NAME.fullmatch(member) for member in members):
+        return "vary-invalid"
+    if any(member in FORWARDED_UNKEYED and member not in key_headers for member in members):
+        return "vary-authorization"
+    return None
+
+
 def freshness_lifetime(cc: CacheControl, headers: Headers, status: int, policy: Policy) -> float:
-    """RFC 9111 §4.2.1: s-maxage, then max-age, then Expires minus Date, then a heuristic (§4.2.2)."""
+    """RFC 9111 §4.2.1: s-maxage, then max-age, then Expires minus Date, then a heuristic (§4.2.2).
+
+    A response without Date has been given one by `with_date`, so Expires then counts from the time it was received
+    (RFC 9110 §6.6.1). The heuristic is the configured CACHE_TTL_SECONDS (CACHE_NEGATIVE_TTL_SECONDS for 404/410), not a
+    fraction of the time since Last-Modified: choosing it is what this proxy is configured for (RFC 9111 §4.2.2
+    leaves the heuristic to the cache)."""
     for directive in ("s-maxage", "max-age"):
         seconds = cc.seconds(directive)
         if seconds is not None:
             return float(seconds)
     if "expires" in headers:
         expires = parse_http_date(headers.get("expires"))
-        date = parse_http_date(headers.get("date"))
         if expires is None:
             return 0.0  # §5.3: an invalid Expires (e.g. "0") means already expired
+        date = parse_http_date(headers.get("date"))
         if date is None:
-            return 0.0  # without Date the difference is meaningless; treat as stale, revalidate
+            return 0.0  # an invalid Date: nothing to count from; stale, revalidate
         return max(0.0, expires - date)
     if status in NEGATIVE_STATUSES:
         return policy.negative_ttl
@@ -206,6 +326,22 @@ def corrected_initial_age(headers: Headers, request_time: float, response_time: 
     return parse_age(headers.get("age")) + response_delay
 
 
+def forwarded_age(headers: Headers, request_time: float, response_time: float, now: float) -> int | None:
+    """RFC 9111 §5.1, §4.2.3: the Age of an answer passed on from the upstream. Only when the upstream sent one (a
+    cache before it): a first-hand response carries none. It grows by the response delay and the time with us."""
+    if "age" not in headers:
+        return None
+    return int(corrected_initial_age(headers, request_time, response_time) + max(0.0, now - response_time))
+
+
+def with_date(headers: Headers, received: float) -> Headers:
+    """RFC 9110 §6.6.1: a recipient with a clock adds a Date to a response that has none, when it caches or
+    forwards it: the time the response was received."""
+    if "date" in headers:
+        return headers
+    return headers.plus(("date", email.utils.formatdate(received, usegmt=True)))
+
+
 def redis_ttl(entry: Entry, policy: Policy) -> float:
     """Redis keeps an entry while it is fresh or may still be served stale or revalidated.
 
@@ -221,7 +357,9 @@ def redis_ttl(entry: Entry, policy: Policy) -> float:
 def freshen(
     entry: Entry, response_headers: Headers, request_time: float, response_time: float, policy: Policy
 ) -> StorePlan:
-    """RFC 9111 §4.3.4: a 304 updates the stored headers and freshness; the stored body is kept."""
+    """RFC 9111 §4.3.4: a 304 updates the stored headers and freshness; the stored body is kept.
+
+    Call it only for a 304 that `validates` the entry."""
     incoming = response_headers.end_to_end().without(UNSTORED_HEADERS)
     names = {name for name, _ in incoming.items()}
     merged = Headers((*entry.headers.without(names).items(), *incoming.items()))
@@ -239,7 +377,29 @@ def freshen(
     return plan
 
 
-def _request_cache_control(headers: Headers) -> CacheControl:
+def invalidated_targets(location_headers: Headers, request_url: str, upstream_base: str) -> list[str]:
+    """RFC 9111 §4.4: besides the target URI, the URIs in Location and Content-Location of a non-error answer to an
+    unsafe request, when they have the same origin (RFC 9110 §4.3.1) as the target, i.e. they lie under the
+    upstream's base URL. Returned as targets relative to that base (the proxy's own paths)."""
+    base = urlsplit(upstream_base)
+    prefix = base.path.rstrip("/")
+    found: list[str] = []
+    for name in ("location", "content-location"):
+        value = location_headers.get(name)
+        if not value or "," in value:
+            continue
+        url = urlsplit(urljoin(request_url, value.strip()))
+        if (url.scheme, url.netloc.lower()) != (base.scheme, base.netloc.lower()):
+            continue
+        if prefix and not (url.path == prefix or url.path.startswith(prefix + "/")):
+            continue
+        target = (url.path[len(prefix) :] or "/") + (f"?{url.query}" if url.query else "")
+        if target not in found:
+            found.append(target)
+    return found
+
+
+def request_cache_control(headers: Headers) -> CacheControl:
     value = headers.get("cache-control")
     if value is None and "no-cache" in (headers.get("pragma") or "").lower():
         return CacheControl({"no-cache": None})  # RFC 9111 §5.4: Pragma only without Cache-Control

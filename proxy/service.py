@@ -15,44 +15,26 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from proxy import policy
+from proxy import answers, policy
 from proxy.config import Settings
 from proxy.entry import CorruptEntry, Entry
 from proxy.http import Headers, Request, Response
-from proxy.keys import CacheKey, canonical_target, key_for
+from proxy.keys import CacheKey, InvalidTarget, canonical_target, key_for, split_target
+from proxy.outcome import CacheStatus, Outcome
 from proxy.store import Poll, Store, StoreUnavailable
 from proxy.upstream import Upstream, UpstreamError
 
 LOCK_MARGIN_SECONDS = 1.0  # the lock outlives the upstream timeout by this much
 OUTCOME_TTL_SECONDS = 2.0  # how long a failed fetch's outcome is visible to the invocations waiting for it
-DEADLINE_MARGIN_SECONDS = 0.25
-API_GATEWAY_TIMEOUT_SECONDS = 29.0  # the longest any caller waits for us  # time kept back from the Lambda deadline to build and return the answer
+DEADLINE_MARGIN_SECONDS = 0.25  # time kept back from the Lambda deadline to build and return the answer
+API_GATEWAY_TIMEOUT_SECONDS = 29.0  # the longest any caller waits for us
 POLL_FIRST_SECONDS = 0.01
 POLL_MAX_SECONDS = 0.1
 MAX_POLLS = 2000
-
-
-class CacheStatus:
-    HIT = "HIT"
-    MISS = "MISS"
-    STALE = "STALE"
-    BYPASS = "BYPASS"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The answer plus what the log line and the metrics need to know about how it was made."""
-
-    response: Response
-    cache: str
-    key: str | None = None
-    upstream_status: int | None = None
-    upstream_ms: float | None = None
-    upstream_error: str | None = None
-    age: int | None = None
-    detail: str = ""
+# RFC 9211 fwd values that survive into the answers of collapsed waiters (else "uri-miss").
+_REFRESH_REASONS = frozenset({"stale", "request"})
 
 
 @dataclass
@@ -115,10 +97,14 @@ class _Call:
             raw = self.p.store.get(self.key)
         except StoreUnavailable:
             return self._direct(None, CacheStatus.BYPASS, "redis-unavailable")
-        entry = _decode(raw)
-        decision = policy.lookup(method, self.request.headers, entry, self.p._clock())
+        decision = policy.lookup(method, self.request.headers, _decode(raw), self.p._clock())
         if decision.action is policy.Action.SERVE and decision.entry is not None:
+            if decision.stale:
+                return self._from_entry(decision.entry, CacheStatus.STALE, detail=decision.reason)
             return self._from_entry(decision.entry, CacheStatus.HIT)
+        if decision.action is policy.Action.UNSATISFIABLE:
+            message = "not cached (the request says only-if-cached)"
+            return self._error(504, message, CacheStatus.MISS, None, detail=decision.reason)
         if not decision.store:
             return self._direct(decision, CacheStatus.MISS, "no-store")
         return self._coalesced(decision)
@@ -152,7 +138,7 @@ class _Call:
             latest = _decode(polled.entry)
             previous = decision.entry.response_time if decision.entry is not None else -math.inf
             if latest is not None and latest.response_time > previous and policy.is_fresh(latest, now):
-                return self._from_entry(latest, CacheStatus.HIT, fwd="uri-miss", collapsed=True)
+                return self._from_entry(latest, CacheStatus.HIT, fwd=_fwd(decision), collapsed=True)
             failed = _Marker.decode(polled.outcome)
             if (
                 failed is not None
@@ -172,22 +158,25 @@ class _Call:
     def _refresh(self, decision: policy.Lookup) -> Outcome:
         """Fetch (or revalidate) and store; called only while holding the key's lock."""
         assert self.key is not None
-        headers = self._upstream_headers(decision.conditional)
-        fetched = self._send("GET", headers, b"")
-        fwd = decision.reason if decision.reason in {"stale", "request"} else "uri-miss"
+        fwd = _fwd(decision)
+        fetched = self._send("GET", self._upstream_headers(decision.conditional), b"")
+        response = fetched.response
+        if response is not None and response.status == 304 and decision.entry is not None:
+            if policy.validates(decision.entry, response.headers):
+                plan = policy.freshen(
+                    decision.entry, response.headers, fetched.request_time, fetched.response_time, self.p.policy
+                )
+                self._put(plan)
+                entry = plan.entry or decision.entry
+                return self._from_entry(entry, CacheStatus.HIT, fwd=fwd, fetched=fetched, fwd_status=304)
+            # RFC 9111 §4.3.4: a 304 naming another validator updates nothing: ask for the whole response.
+            fetched = self._send("GET", self._upstream_headers(()), b"")
+            response = fetched.response
         failure = self._failure_of(fetched)
         if failure is not None:
             self._set_outcome("error", failure)
             return self._after_failure(decision, fetched, fwd)
-        response = fetched.response
         assert response is not None
-        if response.status == 304 and decision.entry is not None:
-            plan = policy.freshen(
-                decision.entry, response.headers, fetched.request_time, fetched.response_time, self.p.policy
-            )
-            entry = plan.entry or decision.entry
-            self._put(plan)
-            return self._from_entry(entry, CacheStatus.HIT, fwd=fwd, fetched=fetched, fwd_status=304)
         plan = policy.plan_store(
             request_headers=self.request.headers,
             status=response.status,
@@ -222,7 +211,7 @@ class _Call:
                 return self._direct(decision, CacheStatus.BYPASS, "redis-unavailable")
             entry = _decode(polled.entry)
             if entry is not None and entry.response_time > previous:
-                return self._from_entry(entry, CacheStatus.HIT, fwd="uri-miss", collapsed=True)
+                return self._from_entry(entry, CacheStatus.HIT, fwd=_fwd(decision), collapsed=True)
             outcome = _Marker.decode(polled.outcome)
             if outcome is not None and outcome.at >= started_wall - OUTCOME_TTL_SECONDS / 2:
                 if outcome.kind == "pass":
@@ -243,19 +232,21 @@ class _Call:
                 decision.entry, CacheStatus.STALE, fwd="stale", collapsed=True, detail="stale-if-error"
             )
         message = "upstream timed out" if status == 504 else "upstream failed"
-        return self._error(status, message, CacheStatus.MISS, "uri-miss", detail="collapsed-failure", collapsed=True)
+        return self._error(
+            status, message, CacheStatus.MISS, _fwd(decision), detail="collapsed-failure", collapsed=True
+        )
 
-    def _direct(self, decision: policy.Lookup | None, cache: str, detail: str) -> Outcome:
+    def _direct(self, decision: policy.Lookup | None, cache: CacheStatus, detail: str) -> Outcome:
         """Fetch without the lock and without storing (Redis down, no-store request, uncacheable response)."""
         fetched = self._send("GET", self._upstream_headers(()), b"")
-        fwd = "bypass" if cache == CacheStatus.BYPASS else "uri-miss"
+        fwd = "bypass" if cache == CacheStatus.BYPASS else _fwd(decision) if decision is not None else "uri-miss"
         if self._failure_of(fetched) is not None:
             return self._after_failure(decision, fetched, fwd, cache=cache)
         assert fetched.response is not None
         return self._forwarded(fetched.response, cache, fwd, fetched, stored=False, detail=detail)
 
     def _after_failure(
-        self, decision: policy.Lookup | None, fetched: _Fetched, fwd: str, cache: str = CacheStatus.MISS
+        self, decision: policy.Lookup | None, fetched: _Fetched, fwd: str, cache: CacheStatus = CacheStatus.MISS
     ) -> Outcome:
         entry = decision.entry if decision is not None else None
         if entry is not None and policy.may_serve_stale_on_error(entry, self.p._clock()):
@@ -275,24 +266,38 @@ class _Call:
     # -- other methods: forwarded as they are --------------------------------------------------------
     def _pass_through(self, method: str) -> Outcome:
         headers = self.request.headers.end_to_end().without({"host"})
-        fetched = self._send(method, headers, self.request.body)
+        raw = self.request.raw_query
+        fetched = self._send(method, headers, self.request.body, target=f"{self.request.path}?{raw}" if raw else None)
         if fetched.response is None:
             assert fetched.error is not None
             status = 504 if fetched.error.kind == "timeout" else 502
-            return self._error(
-                status, f"upstream failed ({fetched.error.kind})", CacheStatus.BYPASS, "method", fetched=fetched
-            )
-        if method not in policy.SAFE_METHODS and fetched.response.status < 400:
-            key = key_for(self.request.path, self.request.query, Headers(), ())
-            with contextlib.suppress(StoreUnavailable):  # RFC 9111 §4.4: invalidate the target URI's entries
-                self.p.store.delete_uri(key.uri, key.path)
+            message = f"upstream failed ({fetched.error.kind})"
+            return self._error(status, message, CacheStatus.BYPASS, "method", fetched=fetched)
+        if policy.invalidates(method) and fetched.response.status < 400:
+            self._invalidate(fetched.response.headers)
         return self._forwarded(fetched.response, CacheStatus.BYPASS, "method", fetched, stored=False, detail="")
 
-    # -- building answers -----------------------------------------------------------------------------
+    def _invalidate(self, response_headers: Headers) -> None:
+        """RFC 9111 §4.4: the target URI, and the same-origin URIs in Location and Content-Location."""
+        key = key_for(self.request.path, self.request.query, Headers(), ())
+        targets = [(key.uri, key.path)]
+        base = self.p.settings.upstream_url
+        for target in policy.invalidated_targets(response_headers, base + self.target, base):
+            try:
+                path, query = split_target(target)
+            except InvalidTarget:
+                continue
+            other = key_for(path, query, Headers(), ())
+            targets.append((other.uri, other.path))
+        for uri, path in dict.fromkeys(targets):
+            with contextlib.suppress(StoreUnavailable):
+                self.p.store.delete_uri(uri, path)
+
+    # -- building answers (proxy.answers) -----------------------------------------------------------
     def _from_entry(
         self,
         entry: Entry,
-        cache: str,
+        cache: CacheStatus,
         *,
         fwd: str | None = None,
         fetched: _Fetched | None = None,
@@ -301,29 +306,19 @@ class _Call:
         detail: str | None = None,
     ) -> Outcome:
         """Answer from a stored entry. `fwd` is None for a plain hit, else why the upstream was involved (RFC 9211)."""
-        now = self.p._clock()
-        age = int(policy.current_age(entry, now))
-        ttl = int(entry.lifetime - policy.current_age(entry, now))
-        params = ["cachelab"]
-        if fwd is None:
-            params.append("hit")
-        else:
-            params.append(f"fwd={fwd}")
-            if fwd_status is not None:
-                params.append(f"fwd-status={fwd_status}")
-            if collapsed:
-                params.append("collapsed")
-        params.append(f"ttl={ttl}")
-        if detail:
-            params.append(f"detail={detail}")
-        status, body = entry.status, entry.body
-        inm = self.request.headers.get("if-none-match")
-        if inm is not None and entry.etag is not None and status == 200 and _etag_matches(inm, entry.etag):
-            status, body = 304, b""  # RFC 9110 §13.1.2: the client already has this representation
-        # stored headers never hold Age, X-Cache or Cache-Status (policy.UNSTORED_HEADERS)
-        headers = entry.headers.plus(("age", str(age)), ("x-cache", cache), ("cache-status", "; ".join(params)))
+        response, age = answers.from_entry(
+            entry,
+            self.request.headers,
+            now=self.p._clock(),
+            cache=cache,
+            head=self.head,
+            fwd=fwd,
+            fwd_status=fwd_status,
+            collapsed=collapsed,
+            detail=detail,
+        )
         return Outcome(
-            response=Response(status, headers, b"" if self.head else body),
+            response=response,
             cache=cache,
             key=self.key.short if self.key else None,
             upstream_status=fwd_status if fetched is not None else None,
@@ -334,21 +329,19 @@ class _Call:
         )
 
     def _forwarded(
-        self, response: Response, cache: str, fwd: str, fetched: _Fetched, *, stored: bool, detail: str
+        self, response: Response, cache: CacheStatus, fwd: str, fetched: _Fetched, *, stored: bool, detail: str
     ) -> Outcome:
-        params = ["cachelab", f"fwd={fwd}", f"fwd-status={response.status}"]
-        if stored:
-            params.append("stored")
-        elif detail and detail != "stored":
-            params.append(f"detail={_token(detail)}")
-        headers = response.headers.end_to_end().without({"age", "x-cache", "cache-status"})
-        headers = headers.plus(("x-cache", cache), ("cache-status", "; ".join(params)))
+        age = policy.forwarded_age(response.headers, fetched.request_time, fetched.response_time, self.p._clock())
+        answer = answers.forwarded(
+            response, cache=cache, fwd=fwd, head=self.head, stored=stored, age=age, detail=detail
+        )
         return Outcome(
-            response=Response(response.status, headers, b"" if self.head else response.body),
+            response=answer,
             cache=cache,
             key=self.key.short if self.key else None,
             upstream_status=response.status,
             upstream_ms=fetched.elapsed_ms,
+            age=age,
             detail=detail,
         )
 
@@ -356,30 +349,18 @@ class _Call:
         self,
         status: int,
         message: str,
-        cache: str,
-        fwd: str,
+        cache: CacheStatus,
+        fwd: str | None,
         *,
         fetched: _Fetched | None = None,
         detail: str = "",
         collapsed: bool = False,
     ) -> Outcome:
-        body = json.dumps({"error": message, "request_id": self.request_id}).encode()
-        params = [
-            "cachelab",
-            f"fwd={fwd}",
-            *(["collapsed"] if collapsed else []),
-            *([f"detail={detail}"] if detail else []),
-        ]
-        headers = Headers(
-            [
-                ("content-type", "application/json"),
-                ("x-cache", cache),
-                ("cache-status", "; ".join(params)),
-                ("cache-control", "no-store"),
-            ]
+        response = answers.error(
+            status, message, self.request_id, cache=cache, head=self.head, fwd=fwd, collapsed=collapsed, detail=detail
         )
         return Outcome(
-            response=Response(status, headers, b"" if self.head else body),
+            response=response,
             cache=cache,
             key=self.key.short if self.key else None,
             upstream_ms=fetched.elapsed_ms if fetched is not None else None,
@@ -388,7 +369,8 @@ class _Call:
         )
 
     # -- plumbing --------------------------------------------------------------------------------------
-    def _send(self, method: str, headers: Headers, body: bytes) -> _Fetched:
+    def _send(self, method: str, headers: Headers, body: bytes, *, target: str | None = None) -> _Fetched:
+        """One upstream exchange within the deadline; a response without Date gets one (RFC 9110 §6.6.1)."""
         timeout = min(self.p.settings.upstream_timeout, self.deadline - self.p._monotonic() - DEADLINE_MARGIN_SECONDS)
         request_time = self.p._clock()
         started = self.p._monotonic()
@@ -398,11 +380,14 @@ class _Call:
         response: Response | None = None
         error: UpstreamError | None = None
         try:
-            response = self.p.upstream.send(method, self.target, headers, body, timeout)
+            response = self.p.upstream.send(method, target or self.target, headers, body, timeout)
         except UpstreamError as exc:
             error = exc
         elapsed_ms = (self.p._monotonic() - started) * 1000
-        return _Fetched(response, error, elapsed_ms, request_time, self.p._clock())
+        response_time = self.p._clock()
+        if response is not None and "date" not in response.headers:
+            response = replace(response, headers=policy.with_date(response.headers, response_time))
+        return _Fetched(response, error, elapsed_ms, request_time, response_time)
 
     @staticmethod
     def _failure_of(fetched: _Fetched) -> int | None:
@@ -417,7 +402,7 @@ class _Call:
         forwarded = [
             (name, value)
             for name, value in self.request.headers.items()
-            if name in self.p.policy.key_headers or name == "authorization"
+            if name in self.p.policy.key_headers or name in policy.FORWARDED_UNKEYED
         ]
         return Headers((*forwarded, *conditional))
 
@@ -473,13 +458,6 @@ class _Marker:
             return None
 
 
-def _etag_matches(if_none_match: str, etag: str) -> bool:
-    """RFC 9110 §13.1.2: weak comparison."""
-    if if_none_match.strip() == "*":
-        return True
-    wanted = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return etag.strip().removeprefix("W/") in wanted
-
-
-def _token(text: str) -> str:
-    return "-".join(text.replace("_", "-").split())
+def _fwd(decision: policy.Lookup) -> str:
+    """The RFC 9211 fwd value of a fetch for `decision` (also reported by the waiters collapsed onto it)."""
+    return decision.reason if decision.reason in _REFRESH_REASONS else "uri-miss"

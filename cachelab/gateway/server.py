@@ -94,7 +94,9 @@ def _parse_head(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
 
 
 def _split_target(target: str) -> tuple[str, str]:
-    """The path as the client sent it (still percent-encoded, as a REST API's `path` is) and the raw query."""
+    """The path as the client sent it (still percent-encoded, as a REST API's `path` is) and the raw query. A
+    fragment is not part of a request target (RFC 9110 §7.1): a client that sends one anyway has it dropped."""
+    target = target.partition("#")[0]
     if not target.startswith("/"):
         if not target.startswith(("http://", "https://")):
             raise _BadRequest(400, "malformed request target")

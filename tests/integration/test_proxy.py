@@ -11,7 +11,8 @@ import pytest
 
 from proxy.http import Headers, Request
 from proxy.keys import CacheKey, split_target
-from proxy.service import OUTCOME_TTL_SECONDS, CachingProxy, Outcome
+from proxy.outcome import Outcome
+from proxy.service import OUTCOME_TTL_SECONDS, CachingProxy
 from tests.conftest import RedisServer
 from tests.support.upstream import Origin, Reply, Seen
 

@@ -23,7 +23,8 @@ from proxy.config import Settings
 from proxy.http import Headers, Request
 from proxy.invalidate import Invalidation, apply
 from proxy.keys import CacheKey, key_for, split_target
-from proxy.service import CachingProxy, Outcome
+from proxy.outcome import Outcome
+from proxy.service import CachingProxy
 from proxy.store import RedisStore, make_client
 from proxy.upstream import Urllib3Upstream
 from tests.contract import test_store_contract as contract

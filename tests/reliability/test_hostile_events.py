@@ -24,7 +24,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 import pytest
 import redis
@@ -56,56 +55,91 @@ def app(origin: EchoOrigin, redis_server: RedisServer) -> Iterator[LambdaApp]:
 
 
 # ---------------------------------------------------------------------------------------------- the model
-def remove_dot_segments(path: bytes) -> bytes:
+Meaning = tuple[str, list[tuple[str, str | None]]]  # a target's canonical path and its parameters
+UNRESERVED = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+PCHAR = UNRESERVED | set("!$&'()*+,;=:@")  # RFC 3986 §3.3, without pct-encoded
+QUERY_CHAR = PCHAR | set("/?")  # RFC 3986 §3.4
+
+
+class Refused(Exception):
+    """The model says the request must be refused (400): invalid percent-encoding (RFC 3986 §2.1)."""
+
+
+def remove_dot_segments(path: str) -> str:
     """RFC 3986 §5.2.4, step by step as the RFC writes it (the proxy uses a segment list instead)."""
-    source, output = path, b""
+    source, output = path, ""
     while source:
-        if source.startswith(b"../"):
+        if source.startswith("../"):
             source = source[3:]
-        elif source.startswith(b"./"):
+        elif source.startswith("./"):
             source = source[2:]
-        elif source.startswith(b"/./"):
-            source = b"/" + source[3:]
-        elif source == b"/.":
-            source = b"/"
-        elif source.startswith(b"/../") or source == b"/..":
-            source = b"/" + source[4:] if source.startswith(b"/../") else b"/"
-            output = output[: output.rfind(b"/")] if b"/" in output else b""
-        elif source in (b".", b".."):
-            source = b""
+        elif source.startswith("/./"):
+            source = "/" + source[3:]
+        elif source == "/.":
+            source = "/"
+        elif source.startswith("/../") or source == "/..":
+            source = "/" + source[4:] if source.startswith("/../") else "/"
+            output = output[: output.rfind("/")] if "/" in output else ""
+        elif source in (".", ".."):
+            source = ""
         else:
-            start = 1 if source.startswith(b"/") else 0
-            end = source.find(b"/", start)
+            start = 1 if source.startswith("/") else 0
+            end = source.find("/", start)
             segment = source if end == -1 else source[:end]
             output += segment
             source = source[len(segment) :]
     return output
 
 
-def query_pairs(raw: str) -> list[tuple[bytes, bytes]]:
-    """application/x-www-form-urlencoded as browsers send it: '&'-separated, '+' is a space, %XX a byte."""
-    pairs = []
-    for piece in raw.split("&"):
-        if not piece:
+def normalize_escapes(text: str, allowed: set[str]) -> str:
+    """RFC 3986 §6.2.2.1-2 written out character by character: %XX of an unreserved character decoded, other hex
+    upper-cased, characters outside `allowed` encoded as UTF-8; a "%" without two hex digits is refused."""
+    out, i = [], 0
+    while i < len(text):
+        char = text[i]
+        if char == "%":
+            pair = text[i + 1 : i + 3]
+            if len(pair) < 2 or any(c not in "0123456789abcdefABCDEF" for c in pair):
+                raise Refused(text)
+            decoded = chr(int(pair, 16))
+            out.append(decoded if decoded in UNRESERVED else "%" + pair.upper())
+            i += 3
             continue
-        name, _, value = piece.partition("=")
-        pairs.append(
-            (unquote_to_bytes(name.replace("+", " ")), unquote_to_bytes(value.replace("+", " ")))
-        )  # fmt: skip
-    return sorted(pairs)
+        out.append(char if char in allowed else "".join(f"%{b:02X}" for b in char.encode()))
+        i += 1
+    return "".join(out)
 
 
-def meaning(path: str, pairs: list[tuple[bytes, bytes]]) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """What a request asks for: its decoded path without dot segments, and its parameters in any order."""
+def path_meaning(path: str) -> str:
+    """Escapes normalised first, dot-segments removed from that form (RFC 3986 §6.2.2.3, §5.2.4): "/" is a
+    separator only when it is a literal "/", so %2F never climbs a level."""
     if not path.startswith("/"):
         path = "/" + path
-    return remove_dot_segments(unquote_to_bytes(path)), sorted(pairs)
+    return remove_dot_segments(normalize_escapes(path, PCHAR | {"/"}))
 
 
-def meaning_of_target(target: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+def query_meaning(raw: str) -> list[tuple[str, str | None]]:
+    """A raw query's parameters: split on literal "&" and the first "=", escapes normalised, "a" and "a=" different,
+    ordered by name with the values of one name in the order sent."""
+    params: list[tuple[str, str | None]] = []
+    for piece in raw.split("&"):
+        if piece:
+            name, equals, value = piece.partition("=")
+            params.append(
+                (normalize_escapes(name, QUERY_CHAR), normalize_escapes(value, QUERY_CHAR) if equals else None)
+            )
+    return sorted(params, key=lambda param: param[0])
+
+
+def data(text: str) -> str:
+    """A decoded parameter as the origin must receive it: every character but the unreserved ones is data."""
+    return "".join(c if c in UNRESERVED else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
+
+
+def meaning_of_target(target: str) -> Meaning:
     """The meaning of a request-target the origin received (or echoed)."""
     path, _, query = target.partition("?")
-    return unquote_to_bytes(path), query_pairs(query)
+    return path_meaning(path), query_meaning(query)
 
 
 # ---------------------------------------------------------------------------------------------- strategies
@@ -113,16 +147,26 @@ PIECES = ["a", "b", "items", "7", ".", "..", "%2e", "%2E%2e", ".%2e", "%2f", "%2
           "\r\n", "\t", " ", "%", "%z", "%zz", "%e2%82", "%ff", "%c3%a9", "é", "€", "😀", ";", "=", "&", "?", "#",
           "+", "%20", "*", "~", "[", "]", "@", ":", "!", "$", "'", "(", ")", ",", "%25", "%252e", "%3F", "%23"]  # fmt: skip
 QUERY_PIECES = ["a", "b", "id", "1", "2", "=", "&", "&&", "+", "%2B", "%26", "%3D", "%", "%zz", "%ff", "%c3%a9", "é",
-                "€", "%00", "%0d%0a", " ", ";", "..", "/", "%2f", "?", "#", "[]", "%5B%5D"]  # fmt: skip
+                "€", "%00", "%0d%0a", " ", ";", "..", "/", "%2f", "?", "#", "[]", "%5B%5D", "%7e", "%41"]  # fmt: skip
 segment = st.lists(st.sampled_from(PIECES), max_size=4).map("".join)
 raw_paths = st.lists(segment, max_size=6).map(lambda segs: "/" + "/".join(segs))
 raw_queries = st.lists(st.sampled_from(QUERY_PIECES), max_size=10).map("".join)
 plain_texts = st.lists(st.sampled_from([*QUERY_PIECES, "%25zz", "x"]), max_size=4).map("".join)
 
 
+def expected(path: str, query: str | list[tuple[str, str]]) -> Meaning | None:
+    """What a request must reach the origin as, or None when it must be refused with a 400."""
+    try:
+        if isinstance(query, str):
+            return path_meaning(path), query_meaning(query)
+        return path_meaning(path), sorted(((data(k), data(v)) for k, v in query), key=lambda param: param[0])
+    except Refused:
+        return None
+
+
 @st.composite
-def requests(draw: st.DrawFn) -> tuple[dict[str, Any], tuple[bytes, list[tuple[bytes, bytes]]]]:
-    """A GET event in either format, and what it asks for."""
+def requests(draw: st.DrawFn) -> tuple[dict[str, Any], Meaning | None]:
+    """A GET event in either format, and what it asks for (None: it must be refused)."""
     path = draw(raw_paths)
     if draw(st.booleans()):  # HTTP API / Function URL: the raw query string
         query = draw(raw_queries)
@@ -131,7 +175,7 @@ def requests(draw: st.DrawFn) -> tuple[dict[str, Any], tuple[bytes, list[tuple[b
         event["rawPath"] = event["requestContext"]["http"]["path"] = path
         event["rawQueryString"] = query
         # An HTTP API hands rawPath over already decoded (a "%" in it is a literal); a Function URL, encoded.
-        return event, meaning(path.replace("%", "%25") if fmt == "http" else path, query_pairs(query))
+        return event, expected(path.replace("%", "%25") if fmt == "http" else path, query)
     # REST: API Gateway has decoded the parameters; names repeat, values conflict
     params = draw(st.lists(st.tuples(plain_texts, plain_texts), max_size=6))
     multi: dict[str, list[str]] = {}
@@ -141,8 +185,7 @@ def requests(draw: st.DrawFn) -> tuple[dict[str, Any], tuple[bytes, list[tuple[b
     event["path"] = path
     event["multiValueQueryStringParameters"] = multi or None
     event["queryStringParameters"] = {k: v[-1] for k, v in multi.items()} or None
-    pairs = [(k.encode(), v.encode()) for k, values in multi.items() for v in values]
-    return event, meaning(path, pairs)
+    return event, expected(path, [(k, v) for k, values in multi.items() for v in values])
 
 
 def answer_body(result: dict[str, Any]) -> bytes:
@@ -170,14 +213,16 @@ def checked(app: LambdaApp, event: object) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- properties
 def test_the_model_agrees_with_rfc_3986_examples() -> None:
-    """The model itself: the examples of RFC 3986 §5.2.4 and §5.4.2."""
-    assert remove_dot_segments(b"/a/b/c/./../../g") == b"/a/g"
-    assert remove_dot_segments(b"mid/content=5/../6") == b"mid/6"
-    assert remove_dot_segments(b"/a/b/c/../../../g") == b"/g"
-    assert remove_dot_segments(b"/a/b/c/../../../../g") == b"/g"
-    assert remove_dot_segments(b"/a/b/c/.") == b"/a/b/c/"
-    assert remove_dot_segments(b"/a/b/c/..") == b"/a/b/"
-    assert query_pairs("b=2&a=1&&a=%zz+x") == [(b"a", b"%zz x"), (b"a", b"1"), (b"b", b"2")]
+    """The model itself: the examples of RFC 3986 §5.2.4, §5.4.2 and §6.2.2."""
+    assert remove_dot_segments("/a/b/c/./../../g") == "/a/g"
+    assert remove_dot_segments("mid/content=5/../6") == "mid/6"
+    assert remove_dot_segments("/a/b/c/../../../g") == "/g"
+    assert remove_dot_segments("/a/b/c/../../../../g") == "/g"
+    assert remove_dot_segments("/a/b/c/.") == "/a/b/c/"
+    assert remove_dot_segments("/a/b/c/..") == "/a/b/"
+    assert path_meaning("/%7Euser/%2e%2E/a%2fb") == "/a%2Fb"  # §6.2.2: example.com/%7Efoo == example.com/~foo
+    assert query_meaning("b=2&a=1&&a=%7e+x&c") == [("a", "1"), ("a", "~+x"), ("b", "2"), ("c", None)]
+    assert expected("/a%zz", "") is None
 
 
 @settings(FUZZ, max_examples=500)
@@ -185,12 +230,16 @@ def test_the_model_agrees_with_rfc_3986_examples() -> None:
 def test_every_answer_is_the_origins_answer_for_that_very_request(
     app: LambdaApp,
     origin: EchoOrigin,
-    first: tuple[dict[str, Any], tuple[bytes, list[tuple[bytes, bytes]]]],
-    second: tuple[dict[str, Any], tuple[bytes, list[tuple[bytes, bytes]]]],
+    first: tuple[dict[str, Any], Meaning | None],
+    second: tuple[dict[str, Any], Meaning | None],
 ) -> None:
     for round_ in range(2):
         for event, wanted in (first, second):
             result = checked(app, event)
+            if wanted is None:
+                assert result["statusCode"] == 400, result
+                assert "percent-encoding" in json.loads(result["body"])["error"]
+                continue
             assert result["statusCode"] == 200, result
             got = meaning_of_target(answer_body(result).decode("latin-1"))
             assert got == wanted, f"served {got} for a request meaning {wanted}"
@@ -315,9 +364,10 @@ def http_time(value: str | None) -> float | None:
         return None
 
 
-def lifetime(fields: dict[str, str]) -> float:
+def lifetime(fields: dict[str, str], received: float) -> float:
     """RFC 9111 §4.2.1 freshness lifetime as far as it can be zero: s-maxage, max-age, Expires minus Date (an
-    invalid one counts as zero), else a positive default. A directive present with an invalid value is zero."""
+    invalid one counts as zero; a missing one is the time received, RFC 9110 §6.6.1), else a positive default. A
+    directive present with an invalid value is zero."""
     cc = CacheControl.parse(fields.get("cache-control"))
     if cc.has("no-cache"):
         return 0.0  # RFC 9111 §5.2.2.4: never fresh without revalidation
@@ -325,7 +375,8 @@ def lifetime(fields: dict[str, str]) -> float:
         if cc.has(directive):
             return float(cc.seconds(directive) or 0)
     if "expires" in fields:
-        expires, date = http_time(fields["expires"]), http_time(fields.get("date"))
+        expires = http_time(fields["expires"])
+        date = http_time(fields["date"]) if "date" in fields else received
         return 0.0 if expires is None or date is None else max(0.0, expires - date)
     return 300.0
 
@@ -343,6 +394,7 @@ def test_origin_answers_pass_intact_and_are_cached_only_when_they_may_be(
     path = f"/r/{uuid.uuid4().hex}"
     origin.script = lambda seen: reply if seen.target.startswith(path) else None
     event = build_event("GET", path)
+    sent = time.time()
     first = checked(app, event)
     assert first["statusCode"] == reply.status
     if reply.status not in (204, 304):
@@ -369,7 +421,7 @@ def test_origin_answers_pass_intact_and_are_cached_only_when_they_may_be(
         assert reply.status in (200, 203, 300, 301, 404, 410)
         assert len(reply.body or b"") <= MAX_BODY
     if header(second, "x-cache") == "HIT":
-        assert lifetime(fields) > 0, "an answer without freshness was served as fresh"
+        assert lifetime(fields, sent) > 0, "an answer without freshness was served as fresh"
     upstream = origin.count(lambda s: s.target.startswith(path))
     assert upstream == 1 if cached else upstream >= 2
     for entry in _stored_entries(redis_server.client()):

@@ -20,6 +20,7 @@ class Reply:
     headers: list[tuple[str, str]] = field(default_factory=lambda: [("Content-Type", "application/json")])
     body: bytes = b'{"ok": true}'
     delay: float = 0.0
+    date: bool = True  # False: no Date header (http.server adds one otherwise)
 
 
 @dataclass
@@ -64,7 +65,10 @@ class Origin:
                 reply = route(seen) if callable(route) else route
                 if reply.delay:
                     time.sleep(reply.delay)
-                self.send_response(reply.status)
+                if reply.date:
+                    self.send_response(reply.status)
+                else:
+                    self.send_response_only(reply.status)
                 for name, value in reply.headers:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(reply.body)))

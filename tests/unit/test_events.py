@@ -114,3 +114,35 @@ def test_each_format_decodes_the_path_exactly_once(fmt: str, raw_path: str, expe
     else:
         event["rawPath"] = raw_path
     assert parse_event(event).request.path == expected
+
+
+@pytest.mark.parametrize("fmt", ["http", "url"])
+def test_payload_2_0_keeps_the_raw_query_for_forwarding(fmt: str) -> None:
+    """Unsafe methods forward the query as received (only what cannot go on the wire is encoded)."""
+    request = parse_event(build_event("POST", "/p?z=1&a=2&b&a=%7e1+x", event_format=fmt)).request
+    assert request.raw_query == "z=1&a=2&b&a=%7e1+x"
+    assert request.query == (("a", "2"), ("a", "~1+x"), ("b", None), ("z", "1"))  # the key's canonical form
+
+
+def test_rest_events_rebuild_the_query_from_decoded_parameters() -> None:
+    """REST events carry decoded parameters grouped by name: each reserved character in them is data."""
+    event = build_event("POST", "/p?z=1&q=a%2Bb+c", event_format="rest")
+    request = parse_event(event).request
+    assert request.raw_query == "z=1&q=a%2Bb%20c"
+    assert request.query == (("q", "a%2Bb%20c"), ("z", "1"))
+
+
+def test_decoded_paths_of_http_apis_are_escaped_once() -> None:
+    """HTTP APIs hand over rawPath (2.0) and path (1.0) percent-decoded: a "%" or "?" in them is a literal."""
+    v2 = build_event("GET", "/", event_format="http")
+    v2["rawPath"] = "/a%b?c"
+    assert parse_event(v2).request.path == "/a%25b%3Fc"
+    v1 = {**build_event("GET", "/", event_format="rest"), "version": "1.0", "path": "/50%/off"}
+    assert parse_event(v1).request.path == "/50%25/off"
+    rest = {**build_event("GET", "/", event_format="rest"), "path": "/a%2Fb"}  # REST: still encoded
+    assert parse_event(rest).request.path == "/a%2Fb"
+
+
+def test_function_urls_keep_encoded_reserved_characters() -> None:  # RFC 3986 §2.2
+    event = build_event("GET", "/files/..%2Fadmin", event_format="url")
+    assert parse_event(event).request.path == "/files/..%2Fadmin"

@@ -9,14 +9,18 @@ import pytest
 
 from proxy.http import Headers, Response
 from proxy.observability import RequestLog
-from proxy.service import Outcome
+from proxy.outcome import CacheStatus, Outcome
 
 
 @pytest.mark.parametrize("upstream_ms", [None, 12.345])
 def test_the_line_is_an_emf_record(upstream_ms: float | None) -> None:
     stream = io.StringIO()
     outcome = Outcome(
-        Response(200, Headers(), b"secret body"), "MISS", key="abc.0", upstream_status=200, upstream_ms=upstream_ms
+        Response(200, Headers(), b"secret body"),
+        CacheStatus.MISS,
+        key="abc.0",
+        upstream_status=200,
+        upstream_ms=upstream_ms,
     )
     RequestLog(stream=stream).record(request_id='id-"1"', method="GET", outcome=outcome, duration_ms=3.14159)
     line = json.loads(stream.getvalue())
@@ -34,7 +38,7 @@ def test_the_line_is_an_emf_record(upstream_ms: float | None) -> None:
 def test_levels_silence_request_lines() -> None:
     stream = io.StringIO()
     log = RequestLog(stream=stream, level="WARNING")
-    log.record(request_id="x", method="GET", outcome=Outcome(Response(200), "HIT"), duration_ms=1)
+    log.record(request_id="x", method="GET", outcome=Outcome(Response(200), CacheStatus.HIT), duration_ms=1)
     log.event("INFO", "quiet")
     log.event("WARNING", "loud", detail="d")
     assert [json.loads(x)["message"] for x in stream.getvalue().splitlines()] == ["loud"]

@@ -104,10 +104,23 @@ class TestStorability:
     def test_vary_star_is_never_stored(self) -> None:  # RFC 9111 §4.1
         assert not plan([("Vary", "*")]).store
 
-    def test_vary_on_an_unkeyed_header_is_not_stored(self) -> None:  # RFC 9111 §4.1: we could not match it
-        assert not plan([("Vary", "Accept-Language")]).store
+    @pytest.mark.parametrize("vary", ["Accept-Encoding", "Accept-Language", "accept-encoding, User-Agent", "Cookie"])
+    def test_vary_on_a_header_the_upstream_never_sees_from_clients_is_stored(self, vary: str) -> None:
+        # RFC 9111 §4.1, matched on the request the proxy sends: it never forwards these (Accept-Encoding is always
+        # its own "identity"), so every request of the key gets the very response the stored one is
+        assert plan([("Vary", vary)]).store
+
+    def test_vary_on_a_keyed_header_is_stored(self) -> None:  # RFC 9111 §4.1: the header is part of the key
         keyed = Policy(key_headers=("accept-language",))
         assert plan([("Vary", "Accept-Language")], pol=keyed).store
+
+    def test_vary_on_authorization_is_not_stored(self) -> None:  # RFC 9111 §4.1: forwarded but not keyed
+        result = plan([("Cache-Control", "public"), ("Vary", "Authorization")], request=[("Authorization", "a")])
+        assert (result.store, result.reason) == (False, "vary-authorization")
+
+    @pytest.mark.parametrize("vary", ['"accept"', "accept language", "a;b"])
+    def test_a_malformed_vary_is_not_stored(self, vary: str) -> None:  # RFC 9110 §12.5.5: field names or "*"
+        assert plan([("Vary", vary)]).reason == "vary-invalid"
 
     def test_large_bodies_pass_through_uncached(self) -> None:
         assert plan([], body=b"x" * 101).reason == "body too large"
@@ -119,7 +132,17 @@ class TestStorability:
 
     def test_hop_by_hop_and_per_response_headers_are_not_stored(self) -> None:  # RFC 9110 §7.6.1, RFC 9111 §3.1
         e = entry([("Connection", "x-trace"), ("X-Trace", "1"), ("Keep-Alive", "5"), ("Age", "3"), ("ETag", '"v"')])
-        assert [name for name, _ in e.headers.items()] == ["etag"]
+        assert [name for name, _ in e.headers.items()] == ["etag", "date"]
+
+    def test_a_response_without_date_is_stored_with_the_time_it_was_received(self) -> None:  # RFC 9110 §6.6.1
+        assert entry([]).headers.get("date") == DATE
+        assert entry([("Date", "Mon, 13 Nov 2023 00:00:00 GMT")]).headers.get("date") == "Mon, 13 Nov 2023 00:00:00 GMT"
+
+    def test_expires_without_date_counts_from_the_time_received(self) -> None:  # RFC 9110 §6.6.1, RFC 9111 §4.2.1
+        assert entry([("Expires", "Tue, 14 Nov 2023 22:14:20 GMT")]).lifetime == 60
+
+    def test_the_origins_cache_status_is_stored(self) -> None:  # RFC 9211 §2: kept ahead of ours in every answer
+        assert entry([("Cache-Status", "OriginCache; hit")]).headers.get("cache-status") == "OriginCache; hit"
 
 
 class TestAge:
@@ -229,3 +252,149 @@ class TestRevalidation:
         assert renewed.entry.lifetime == 120
         assert renewed.entry.headers.get("x-kept") == "yes"
         assert policy.is_fresh(renewed.entry, NOW + 150)
+
+    @pytest.mark.parametrize(
+        ("stored", "received", "identified"),
+        [
+            ('"v1"', '"v1"', True),
+            ('"v1"', '"v2"', False),  # a strong validator identifies only the same one
+            ('W/"v1"', '"v1"', False),  # strong comparison: a weak stored tag never equals a strong one
+            ('"v1"', 'W/"v1"', True),  # a weak validator matches weakly
+            ('W/"v1"', 'W/"v2"', False),
+        ],
+    )
+    def test_a_304_updates_only_the_entry_its_validator_names(  # RFC 9111 §4.3.4, RFC 9110 §8.8.3.2
+        self, stored: str, received: str, identified: bool
+    ) -> None:
+        old = entry([("Cache-Control", "max-age=60"), ("ETag", stored)])
+        assert policy.validates(old, Headers([("ETag", received)])) is identified
+
+    def test_a_304_with_last_modified_must_match_the_stored_one(self) -> None:  # RFC 9111 §4.3.4
+        old = entry([("Last-Modified", DATE)])
+        assert policy.validates(old, Headers([("Last-Modified", DATE)]))
+        assert not policy.validates(old, Headers([("Last-Modified", "Wed, 15 Nov 2023 00:00:00 GMT")]))
+
+    def test_a_304_without_validators_answers_our_conditional_request(self) -> None:  # lenient, see validates()
+        old = entry([("ETag", '"v1"')])
+        assert policy.validates(old, Headers([("Cache-Control", "max-age=5")]))
+
+    def test_a_304_with_an_etag_when_none_is_stored_names_something_else(self) -> None:  # RFC 9111 §4.3.4
+        assert not policy.validates(entry([("Last-Modified", DATE)]), Headers([("ETag", '"v2"')]))
+
+
+class TestRequestDirectives:
+    FRESH = [("Cache-Control", "max-age=60")]
+
+    def lookup(self, request_cc: str, response: list[tuple[str, str]], at: float) -> policy.Lookup:
+        return policy.lookup("GET", Headers([("Cache-Control", request_cc)]), entry(response), NOW + at)
+
+    def test_only_if_cached_with_nothing_stored_is_unsatisfiable(self) -> None:  # RFC 9111 §5.2.1.7
+        decision = policy.lookup("GET", Headers([("Cache-Control", "only-if-cached")]), None, NOW)
+        assert decision.action is policy.Action.UNSATISFIABLE
+
+    def test_only_if_cached_with_a_fresh_entry_serves_it(self) -> None:  # RFC 9111 §5.2.1.7
+        assert self.lookup("only-if-cached", self.FRESH, 10).action is policy.Action.SERVE
+
+    def test_only_if_cached_never_revalidates_a_stale_entry(self) -> None:  # RFC 9111 §5.2.1.7
+        assert self.lookup("only-if-cached", self.FRESH, 70).action is policy.Action.UNSATISFIABLE
+
+    def test_only_if_cached_with_max_stale_serves_stale(self) -> None:  # RFC 9111 §5.2.1.7 with §5.2.1.2
+        decision = self.lookup("only-if-cached, max-stale", self.FRESH, 70)
+        assert (decision.action, decision.stale) == (policy.Action.SERVE, True)
+
+    def test_min_fresh_wants_that_much_freshness_left(self) -> None:  # RFC 9111 §5.2.1.3
+        assert self.lookup("min-fresh=20", self.FRESH, 30).action is policy.Action.SERVE  # 30 s left
+        decision = self.lookup("min-fresh=20", self.FRESH, 45)  # 15 s left
+        assert (decision.action, decision.reason) == (policy.Action.FETCH, "request")
+
+    def test_max_stale_without_a_value_accepts_any_staleness(self) -> None:  # RFC 9111 §5.2.1.2
+        decision = self.lookup("max-stale", self.FRESH, 10_000)
+        assert (decision.action, decision.stale, decision.reason) == (policy.Action.SERVE, True, "max-stale")
+
+    def test_max_stale_with_a_value_bounds_the_staleness(self) -> None:  # RFC 9111 §5.2.1.2
+        assert self.lookup("max-stale=10", self.FRESH, 69).action is policy.Action.SERVE
+        assert self.lookup("max-stale=10", self.FRESH, 71).action is policy.Action.FETCH
+
+    @pytest.mark.parametrize("directive", ["must-revalidate", "proxy-revalidate", "no-cache"])
+    def test_max_stale_never_overrides_the_origin(self, directive: str) -> None:  # RFC 9111 §5.2.2.2, §5.2.2.8
+        assert (
+            self.lookup("max-stale", [("Cache-Control", f"max-age=60, {directive}")], 70).action is policy.Action.FETCH
+        )
+
+    def test_max_stale_never_overrides_s_maxage(self) -> None:  # RFC 9111 §5.2.2.10: s-maxage implies proxy-revalidate
+        assert self.lookup("max-stale", [("Cache-Control", "s-maxage=60")], 70).action is policy.Action.FETCH
+
+
+class TestClientConditionals:
+    """What the cache answers a conditional GET with (RFC 9110 §13.1, §13.2.2; RFC 9111 §4.3.2)."""
+
+    LM = "Tue, 14 Nov 2023 20:00:00 GMT"
+
+    def not_modified(self, request: list[tuple[str, str]], response: list[tuple[str, str]], status: int = 200) -> bool:
+        return policy.not_modified(Headers(request), entry(response, status=status))
+
+    def test_if_none_match_uses_weak_comparison(self) -> None:  # RFC 9110 §13.1.2
+        assert self.not_modified([("If-None-Match", 'W/"a", "v1"')], [("ETag", '"v1"')])
+        assert self.not_modified([("If-None-Match", '"v1"')], [("ETag", 'W/"v1"')])
+        assert self.not_modified([("If-None-Match", "*")], [("ETag", '"v1"')])
+        assert not self.not_modified([("If-None-Match", '"v2"')], [("ETag", '"v1"')])
+
+    def test_if_modified_since_equal_to_last_modified_is_not_modified(self) -> None:  # RFC 9110 §13.1.3
+        assert self.not_modified([("If-Modified-Since", self.LM)], [("Last-Modified", self.LM)])
+        assert self.not_modified([("If-Modified-Since", DATE)], [("Last-Modified", self.LM)])  # later than it
+        assert not self.not_modified(
+            [("If-Modified-Since", "Tue, 14 Nov 2023 19:59:59 GMT")], [("Last-Modified", self.LM)]
+        )
+
+    def test_if_modified_since_without_last_modified_uses_date(self) -> None:  # RFC 9111 §4.3.2
+        assert self.not_modified([("If-Modified-Since", DATE)], [("Date", DATE)])
+        assert not self.not_modified([("If-Modified-Since", self.LM)], [("Date", DATE)])
+
+    def test_if_none_match_takes_precedence(self) -> None:  # RFC 9110 §13.2.2, §13.1.3
+        request = [("If-None-Match", '"v2"'), ("If-Modified-Since", DATE)]
+        assert not self.not_modified(request, [("ETag", '"v1"'), ("Last-Modified", self.LM)])
+
+    def test_an_invalid_if_modified_since_is_ignored(self) -> None:  # RFC 9110 §13.1.3
+        assert not self.not_modified([("If-Modified-Since", "yesterday")], [("Last-Modified", self.LM)])
+
+    def test_only_2xx_answers_become_304(self) -> None:  # RFC 9110 §13.2.1
+        assert not self.not_modified([("If-None-Match", "*")], [("ETag", '"v1"')], status=404)
+
+
+class TestAgeAndDate:
+    def test_a_forwarded_answer_keeps_the_upstream_age_plus_its_time_with_us(self) -> None:  # RFC 9111 §5.1, §4.2.3
+        assert policy.forwarded_age(Headers([("Age", "100")]), NOW - 1, NOW, NOW + 0.5) == 101
+
+    def test_a_first_hand_answer_gets_no_age(self) -> None:  # RFC 9111 §5.1: Age implies it came from a cache
+        assert policy.forwarded_age(Headers(), NOW - 1, NOW, NOW) is None
+
+    def test_date_is_added_only_when_missing(self) -> None:  # RFC 9110 §6.6.1
+        assert policy.with_date(Headers(), NOW).get("date") == DATE
+        assert policy.with_date(Headers([("Date", "x")]), NOW).get("date") == "x"
+
+
+class TestInvalidation:
+    BASE = "https://api.example.com/v1"
+
+    def targets(self, *headers: tuple[str, str], request: str = "/items") -> list[str]:
+        return policy.invalidated_targets(Headers(list(headers)), self.BASE + request, self.BASE)
+
+    def test_location_and_content_location_of_the_same_origin(self) -> None:  # RFC 9111 §4.4
+        found = self.targets(
+            ("Location", "/v1/items/7"), ("Content-Location", "https://api.example.com/v1/items/7?x=1")
+        )
+        assert found == ["/items/7", "/items/7?x=1"]
+
+    def test_relative_references_resolve_against_the_target(self) -> None:  # RFC 3986 §5.2
+        assert self.targets(("Location", "items/8"), request="/items/") == ["/items/items/8"]
+
+    @pytest.mark.parametrize(
+        "location", ["https://other.example/v1/items/7", "http://api.example.com/v1/items/7", "/v2/items/7", "/v10"]
+    )
+    def test_other_origins_and_paths_outside_the_upstream_are_never_invalidated(self, location: str) -> None:  # §4.4
+        assert self.targets(("Location", location)) == []
+
+    def test_only_unsafe_methods_invalidate(self) -> None:  # RFC 9111 §4.4, RFC 9110 §9.2.1
+        assert [m for m in ("GET", "HEAD", "OPTIONS", "TRACE", "POST", "PUT", "PATCH", "DELETE") if policy.invalidates(m)] == [
+            "POST", "PUT", "PATCH", "DELETE"
+        ]  # fmt: skip
