@@ -330,3 +330,14 @@ def test_a_fragment_never_reaches_the_origin(gateway: Gateway, scripted: Origin,
     ((status, _, _),) = split_responses(raw_exchange(gateway.port, data))
     assert status == 200
     assert [seen.target for seen in received(scripted, base)] == [f"{base}/f?a=1"]
+
+
+def test_the_heuristic_freshness_is_the_configured_ttl(gateway: Gateway, scripted: Origin, base: str) -> None:
+    """RFC 9111 §4.2.2 leaves the heuristic to the cache: CACHE_TTL_SECONDS (60 here), not 10 % of the time since a
+    Last-Modified of two years ago (which would be about 73 days)."""
+    route(scripted, f"{base}/h", OriginReply(headers=[*JSON, ("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")]))
+    gateway.get(f"{base}/h")
+    hit = gateway.get(f"{base}/h")
+    assert hit.headers["X-Cache"] == "HIT"
+    ttl = int(cache_status(hit).rsplit("ttl=", 1)[1].split(";")[0])
+    assert 0 < ttl <= 60
