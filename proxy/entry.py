@@ -84,3 +84,13 @@ class Entry:
             raise
         except (struct.error, ValueError, KeyError, TypeError) as exc:
             raise CorruptEntry(f"unreadable entry: {exc}") from None
+
+
+def decode_entry(raw: bytes | None) -> Entry | None:
+    """A stored value as an entry; None when nothing is stored or the value is not an entry of this version."""
+    if raw is None:
+        return None
+    try:
+        return Entry.decode(raw)
+    except CorruptEntry:
+        return None

@@ -80,9 +80,9 @@ def is_fresh(entry: Entry, now: float) -> bool:
 
 def lookup(method: str, request_headers: Headers, entry: Entry | None, now: float) -> Lookup:
     """What to do with a request, given the stored entry for its key (None when nothing is stored)."""
-    method = method.upper()
-    if method not in CACHEABLE_METHODS:
-        return Lookup(Action.PASS, "method", invalidate=invalidates(method))
+    passing = pass_through(method)
+    if passing is not None:
+        return passing
     request_cc = request_cache_control(request_headers)
     store = not request_cc.has("no-store")
     # RFC 9111 §5.2.1.7: only a stored response, or a 504; the upstream is never contacted.
@@ -121,6 +121,14 @@ def lookup(method: str, request_headers: Headers, entry: Entry | None, now: floa
         stale_while_revalidate=swr,
         store=store,
     )
+
+
+def pass_through(method: str) -> Lookup | None:
+    """The decision for a method that is never answered from the cache, nor stored (forwarded as it is); None for
+    GET and HEAD (RFC 9111 §2, §3; HEAD is answered from the GET entry, RFC 9110 §9.3.2)."""
+    if method.upper() in CACHEABLE_METHODS:
+        return None
+    return Lookup(Action.PASS, "method", invalidate=invalidates(method))
 
 
 def invalidates(method: str) -> bool:

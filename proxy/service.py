@@ -10,29 +10,21 @@ instead of queueing one by one behind an upstream that is down.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from proxy import answers, policy
+from proxy.coalescing import LOCK_MARGIN_SECONDS, Coalescing, OutcomeKind, WaitEnd
 from proxy.config import Settings
-from proxy.entry import CorruptEntry, Entry
+from proxy.entry import Entry, decode_entry
 from proxy.http import Headers, Request, Response
 from proxy.keys import CacheKey, InvalidTarget, canonical_target, key_for, split_target
 from proxy.outcome import CacheStatus, Outcome
-from proxy.store import Poll, Store, StoreUnavailable
-from proxy.upstream import Upstream, UpstreamError
+from proxy.ports import Store, StoreUnavailable, Upstream, UpstreamError
 
-LOCK_MARGIN_SECONDS = 1.0  # the lock outlives the upstream timeout by this much
-OUTCOME_TTL_SECONDS = 2.0  # how long a failed fetch's outcome is visible to the invocations waiting for it
 DEADLINE_MARGIN_SECONDS = 0.25  # time kept back from the Lambda deadline to build and return the answer
 API_GATEWAY_TIMEOUT_SECONDS = 29.0  # the longest any caller waits for us
-POLL_FIRST_SECONDS = 0.01
-POLL_MAX_SECONDS = 0.1
-MAX_POLLS = 2000
 # RFC 9211 fwd values that survive into the answers of collapsed waiters (else "uri-miss").
 _REFRESH_REASONS = frozenset({"stale", "request"})
 
@@ -61,9 +53,9 @@ class CachingProxy:
         self.upstream = upstream
         self.settings = settings
         self.policy = settings.policy
+        self.coalescing = Coalescing(store, clock=clock, monotonic=monotonic, sleep=sleep)
         self._clock = clock
         self._monotonic = monotonic
-        self._sleep = sleep
 
     # -- entry point -----------------------------------------------------------------------------------
     def handle(self, request: Request, request_id: str, deadline: float | None = None) -> Outcome:
@@ -88,8 +80,9 @@ class _Call:
 
     def run(self) -> Outcome:
         method = self.request.method.upper()
-        if method not in policy.CACHEABLE_METHODS:
-            return self._pass_through(method)
+        passing = policy.pass_through(method)
+        if passing is not None:
+            return self._pass_through(method, passing)
         self.key = key_for(
             self.request.path, self.request.query, self.request.headers, self.p.policy.key_headers, self.target
         )
@@ -97,7 +90,7 @@ class _Call:
             raw = self.p.store.get(self.key)
         except StoreUnavailable:
             return self._direct(None, CacheStatus.BYPASS, "redis-unavailable")
-        decision = policy.lookup(method, self.request.headers, _decode(raw), self.p._clock())
+        decision = policy.lookup(method, self.request.headers, decode_entry(raw), self.p._clock())
         if decision.action is policy.Action.SERVE and decision.entry is not None:
             if decision.stale:
                 return self._from_entry(decision.entry, CacheStatus.STALE, detail=decision.reason)
@@ -109,15 +102,14 @@ class _Call:
             return self._direct(decision, CacheStatus.MISS, "no-store")
         return self._coalesced(decision)
 
-    # -- cacheable requests ---------------------------------------------------------------------------
+    # -- cacheable requests (proxy.coalescing) -----------------------------------------------------------
     def _coalesced(self, decision: policy.Lookup) -> Outcome:
         assert self.key is not None
-        token = uuid.uuid4().hex
         try:
-            acquired = self.p.store.try_lock(self.key, token, self._lock_ttl())
+            token = self.p.coalescing.try_lock(self.key, self._lock_ttl())
         except StoreUnavailable:
             return self._direct(decision, CacheStatus.BYPASS, "redis-unavailable")
-        if acquired:
+        if token is not None:
             return self._refresh_holding_lock(decision, token)
         if decision.entry is not None and decision.stale_while_revalidate:
             return self._from_entry(decision.entry, CacheStatus.STALE, detail="stale-while-revalidate")
@@ -130,30 +122,21 @@ class _Call:
             # - another invocation may have stored the entry between our read and our lock: use it, don't refetch;
             # - a refresh of this key failed moments ago: serve the stale copy without asking the upstream again,
             #   so an outage costs the upstream one request per key per OUTCOME_TTL_SECONDS, not one per request.
-            try:
-                polled = self.p.store.poll(self.key)
-            except StoreUnavailable:
-                polled = Poll(None, None, None)
+            polled = self.p.coalescing.peek(self.key)
             now = self.p._clock()
-            latest = _decode(polled.entry)
-            previous = decision.entry.response_time if decision.entry is not None else -math.inf
-            if latest is not None and latest.response_time > previous and policy.is_fresh(latest, now):
+            latest = decode_entry(polled.entry)
+            if latest is not None and _newer(latest, decision) and policy.is_fresh(latest, now):
                 return self._from_entry(latest, CacheStatus.HIT, fwd=_fwd(decision), collapsed=True)
-            failed = _Marker.decode(polled.outcome)
+            stale = decision.entry
             if (
-                failed is not None
-                and failed.kind == "error"
-                and failed.at >= now - OUTCOME_TTL_SECONDS
-                and decision.entry is not None
-                and policy.may_serve_stale_on_error(decision.entry, now)
+                stale is not None
+                and self.p.coalescing.failed_recently(polled)
+                and policy.may_serve_stale_on_error(stale, now)
             ):
-                return self._from_entry(
-                    decision.entry, CacheStatus.STALE, fwd="stale", collapsed=True, detail="stale-if-error"
-                )
+                return self._from_entry(stale, CacheStatus.STALE, fwd="stale", collapsed=True, detail="stale-if-error")
             return self._refresh(decision)
         finally:
-            with contextlib.suppress(StoreUnavailable):  # else the lock expires by itself
-                self.p.store.unlock(self.key, token)
+            self.p.coalescing.unlock(self.key, token)
 
     def _refresh(self, decision: policy.Lookup) -> Outcome:
         """Fetch (or revalidate) and store; called only while holding the key's lock."""
@@ -174,7 +157,7 @@ class _Call:
             response = fetched.response
         failure = self._failure_of(fetched)
         if failure is not None:
-            self._set_outcome("error", failure)
+            self.p.coalescing.leave(self.key, OutcomeKind.ERROR, failure)
             return self._after_failure(decision, fetched, fwd)
         assert response is not None
         plan = policy.plan_store(
@@ -188,42 +171,27 @@ class _Call:
         )
         stored = self._put(plan)
         if not stored:
-            self._set_outcome("pass", response.status)
+            self.p.coalescing.leave(self.key, OutcomeKind.PASS, response.status)
         return self._forwarded(response, CacheStatus.MISS, fwd, fetched, stored=stored, detail=plan.reason)
 
     def _wait(self, decision: policy.Lookup) -> Outcome:
         """Another invocation is fetching this key: wait for its entry instead of calling the upstream."""
         assert self.key is not None
-        started_wall = self.p._clock()
         # Wait no longer than the lock can live, and leave time to fetch ourselves if the holder never delivers.
         own_fetch = self.p.settings.upstream_timeout + DEADLINE_MARGIN_SECONDS
-        limit = min(self.p._monotonic() + self._lock_ttl(), self.deadline - own_fetch)
-        interval = POLL_FIRST_SECONDS
-        previous = decision.entry.response_time if decision.entry is not None else -math.inf
-        for _ in range(MAX_POLLS):
-            if self.p._monotonic() >= limit:
-                break
-            self.p._sleep(interval)
-            interval = min(interval * 1.5, POLL_MAX_SECONDS)
-            try:
-                polled = self.p.store.poll(self.key)
-            except StoreUnavailable:
-                return self._direct(decision, CacheStatus.BYPASS, "redis-unavailable")
-            entry = _decode(polled.entry)
-            if entry is not None and entry.response_time > previous:
-                return self._from_entry(entry, CacheStatus.HIT, fwd=_fwd(decision), collapsed=True)
-            outcome = _Marker.decode(polled.outcome)
-            if outcome is not None and outcome.at >= started_wall - OUTCOME_TTL_SECONDS / 2:
-                if outcome.kind == "pass":
-                    break  # the response is not cacheable: everyone fetches for themselves
-                return self._collapsed_failure(decision, outcome.status)
-            if polled.lock is None:
-                token = uuid.uuid4().hex
-                try:
-                    if self.p.store.try_lock(self.key, token, self._lock_ttl()):
-                        return self._refresh_holding_lock(decision, token)
-                except StoreUnavailable:
-                    return self._direct(decision, CacheStatus.BYPASS, "redis-unavailable")
+        until = min(self.p._monotonic() + self._lock_ttl(), self.deadline - own_fetch)
+        newer_than = decision.entry.response_time if decision.entry is not None else None
+        waited = self.p.coalescing.wait(self.key, newer_than=newer_than, until=until, lock_ttl=self._lock_ttl())
+        if waited.end is WaitEnd.STORED and waited.entry is not None:
+            return self._from_entry(waited.entry, CacheStatus.HIT, fwd=_fwd(decision), collapsed=True)
+        if waited.end is WaitEnd.FAILED:
+            return self._collapsed_failure(decision, waited.status)
+        if waited.end is WaitEnd.LOCKED:
+            return self._refresh_holding_lock(decision, waited.token)
+        if waited.end is WaitEnd.UNAVAILABLE:
+            return self._direct(decision, CacheStatus.BYPASS, "redis-unavailable")
+        if waited.end is WaitEnd.UNCACHEABLE:
+            return self._direct(decision, CacheStatus.MISS, "uncacheable")  # everyone fetches for themselves
         return self._direct(decision, CacheStatus.MISS, "lock-wait-timeout")
 
     def _collapsed_failure(self, decision: policy.Lookup, status: int) -> Outcome:
@@ -264,7 +232,7 @@ class _Call:
         return self._error(502, message, cache, fwd, fetched=fetched, detail=f"upstream-{error.kind}")
 
     # -- other methods: forwarded as they are --------------------------------------------------------
-    def _pass_through(self, method: str) -> Outcome:
+    def _pass_through(self, method: str, decision: policy.Lookup) -> Outcome:
         headers = self.request.headers.end_to_end().without({"host"})
         raw = self.request.raw_query
         fetched = self._send(method, headers, self.request.body, target=f"{self.request.path}?{raw}" if raw else None)
@@ -273,7 +241,7 @@ class _Call:
             status = 504 if fetched.error.kind == "timeout" else 502
             message = f"upstream failed ({fetched.error.kind})"
             return self._error(status, message, CacheStatus.BYPASS, "method", fetched=fetched)
-        if policy.invalidates(method) and fetched.response.status < 400:
+        if decision.invalidate and fetched.response.status < 400:
             self._invalidate(fetched.response.headers)
         return self._forwarded(fetched.response, CacheStatus.BYPASS, "method", fetched, stored=False, detail="")
 
@@ -415,47 +383,13 @@ class _Call:
             return False
         return True
 
-    def _set_outcome(self, kind: str, status: int) -> None:
-        if self.key is None:
-            return
-        value = _Marker(kind, status, self.p._clock()).encode()
-        with contextlib.suppress(StoreUnavailable):
-            self.p.store.set_outcome(self.key, value, OUTCOME_TTL_SECONDS)
-
     def _lock_ttl(self) -> float:
         return self.p.settings.upstream_timeout + LOCK_MARGIN_SECONDS
 
 
-def _decode(raw: bytes | None) -> Entry | None:
-    if raw is None:
-        return None
-    try:
-        return Entry.decode(raw)
-    except CorruptEntry:
-        return None
-
-
-@dataclass(frozen=True)
-class _Marker:
-    """What a lock holder leaves for the waiters when it stored nothing: "error" (with the status it answered)
-    or "pass" (the response may not be stored)."""
-
-    kind: str
-    status: int
-    at: float
-
-    def encode(self) -> bytes:
-        return json.dumps({"kind": self.kind, "status": self.status, "at": self.at}).encode()
-
-    @classmethod
-    def decode(cls, raw: bytes | None) -> _Marker | None:
-        if raw is None:
-            return None
-        try:
-            value = json.loads(raw)
-            return cls(str(value["kind"]), int(value["status"]), float(value["at"]))
-        except (ValueError, KeyError, TypeError):
-            return None
+def _newer(entry: Entry, decision: policy.Lookup) -> bool:
+    """Whether `entry` was fetched after the one the decision was made on."""
+    return decision.entry is None or entry.response_time > decision.entry.response_time
 
 
 def _fwd(decision: policy.Lookup) -> str:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import redis
 from redis._parsers import Encoder
@@ -31,6 +30,7 @@ from proxy.keys import (
     split_target,
     uri_digest,
 )
+from proxy.ports import Poll, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -46,28 +46,6 @@ _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-class StoreUnavailable(Exception):
-    """Redis failed, timed out, or the circuit breaker is open."""
-
-
-@dataclass(frozen=True)
-class Poll:
-    entry: bytes | None
-    lock: str | None
-    outcome: bytes | None
-
-
-class Store(Protocol):
-    def get(self, key: CacheKey) -> bytes | None: ...
-    def put(self, key: CacheKey, value: bytes, ttl_seconds: float) -> None: ...
-    def try_lock(self, key: CacheKey, token: str, ttl_seconds: float) -> bool: ...
-    def unlock(self, key: CacheKey, token: str) -> None: ...
-    def poll(self, key: CacheKey) -> Poll: ...
-    def set_outcome(self, key: CacheKey, value: bytes, ttl_seconds: float) -> None: ...
-    def delete_uri(self, uri: str, path: str) -> int: ...
-    def purge(self, target: str, *, prefix: bool = False) -> int: ...
 
 
 class CircuitBreaker:
@@ -154,7 +132,7 @@ class LazyCluster:
 
 
 class RedisStore:
-    """The `Store` on redis-py: a standalone/replication-group client or a cluster client, created once.
+    """The `proxy.ports.Store` on redis-py: a standalone/replication-group client or a cluster client, created once.
 
     With a cluster every shard has its own breaker, so one shard down sends only its own keys past the cache."""
 

@@ -1,10 +1,10 @@
-"""The HTTP adapter to the external API: one pooled urllib3 client, hard deadlines, no retries, no redirects."""
+"""The HTTP adapter to the external API (`proxy.ports.Upstream`): one pooled urllib3 client, hard deadlines, no retries, no redirects."""
 
 from __future__ import annotations
 
 import socket
 import time
-from typing import Any, Protocol
+from typing import Any
 
 import urllib3
 from urllib3.exceptions import (
@@ -16,23 +16,12 @@ from urllib3.exceptions import (
 )
 
 from proxy.http import Headers, Response
+from proxy.ports import UpstreamError
 
 # Lambda's synchronous response payload limit is 6 MB: a larger upstream body cannot be answered anyway.
 RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
 USER_AGENT = "cachelab-proxy/0.1"
 _CHUNK = 64 * 1024
-
-
-class UpstreamError(Exception):
-    """The upstream gave no usable answer. `kind` is "timeout", "connect", "protocol" or "too-large"."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-class Upstream(Protocol):
-    def send(self, method: str, target: str, headers: Headers, body: bytes, timeout: float) -> Response: ...
 
 
 class Urllib3Upstream:

@@ -69,8 +69,8 @@ def _redacted(url: str) -> str:
 def purge_native(args: argparse.Namespace, invalidation: Invalidation) -> int:
     from proxy.config import ConfigError  # noqa: PLC0415
     from proxy.invalidate import apply, build_app  # noqa: PLC0415
+    from proxy.ports import StoreUnavailable  # noqa: PLC0415
     from proxy.secrets import SecretError  # noqa: PLC0415
-    from proxy.store import StoreUnavailable  # noqa: PLC0415
 
     if args.endpoint_url is not None or args.topic_arn is not None:
         raise CliError("--endpoint-url and --topic-arn apply to --target localstack|aws only")

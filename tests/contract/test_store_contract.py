@@ -11,7 +11,8 @@ import redis
 
 from proxy.http import Headers
 from proxy.keys import CacheKey, key_for, split_target
-from proxy.store import RedisStore, StoreUnavailable
+from proxy.ports import StoreUnavailable
+from proxy.store import RedisStore
 from tests.conftest import RedisServer
 
 

@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
+from proxy.coalescing import OUTCOME_TTL_SECONDS
 from proxy.http import Headers, Request
 from proxy.keys import CacheKey, split_target
 from proxy.outcome import Outcome
-from proxy.service import OUTCOME_TTL_SECONDS, CachingProxy
+from proxy.service import CachingProxy
 from tests.conftest import RedisServer
 from tests.support.upstream import Origin, Reply, Seen
 
