@@ -75,20 +75,28 @@ def from_entry(
     (RFC 9110 §13.1, §15.4.5)."""
     current = policy.current_age(entry, now)
     age, ttl = int(current), int(entry.lifetime - current)
-    status_field = cache_status(
-        hit=fwd is None,
-        fwd=fwd,
-        fwd_status=fwd_status,
-        collapsed=collapsed,
-        ttl=ttl,
-        detail=detail,
-        upstream=entry.headers.get("cache-status"),
-    )
-    status, body, headers = entry.status, entry.body, entry.headers.without(("cache-status",))
+    items = entry.headers.items()
+    upstream = None
+    if items and items[-1][0] == "cache-status":  # the origin's own, kept last (policy.stored_headers)
+        upstream = items[-1][1]
+        items = items[:-1]
+    if fwd is None and detail is None and upstream is None:
+        status_field = f"{CACHE_NAME}; hit; ttl={ttl}"  # a plain hit, the common case
+    else:
+        status_field = cache_status(
+            hit=fwd is None,
+            fwd=fwd,
+            fwd_status=fwd_status,
+            collapsed=collapsed,
+            ttl=ttl,
+            detail=detail,
+            upstream=upstream,
+        )
+    status, body = entry.status, entry.body
     if policy.not_modified(request_headers, entry):
         status, body = 304, b""
-        headers = Headers.lowered(tuple(item for item in headers.items() if item[0] in policy.NOT_MODIFIED_HEADERS))
-    headers = headers.plus(("age", str(age)), ("x-cache", cache.value), ("cache-status", status_field))
+        items = tuple(item for item in items if item[0] in policy.NOT_MODIFIED_HEADERS)
+    headers = Headers.lowered((*items, ("age", str(age)), ("x-cache", cache.value), ("cache-status", status_field)))
     return Response(status, headers, b"" if head else body), age
 
 

@@ -18,6 +18,8 @@ class CacheControl:
     @classmethod
     def parse(cls, value: str | None) -> CacheControl:
         """Directive names are case-insensitive; the first occurrence of a directive wins (RFC 9111 §4.2.1)."""
+        if not value:
+            return NO_DIRECTIVES
         found: dict[str, str | None] = {}
         if value:
             for match in _DIRECTIVE.finditer(value):
@@ -39,6 +41,9 @@ class CacheControl:
         if raw is None or not raw.isdigit():
             return 0
         return min(int(raw), DELTA_SECONDS_MAX)
+
+
+NO_DIRECTIVES = CacheControl({})
 
 
 def parse_http_date(value: str | None) -> float | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from proxy.http import Headers, QueryParam
 
@@ -134,27 +134,39 @@ def _utf8_escapes(text: str, where: str) -> str:
         raise InvalidTarget(f"the {where} is not valid Unicode text") from None
 
 
-def encode_query(pairs: list[tuple[str, str]]) -> tuple[QueryParam, ...]:
-    """Decoded (name, value) pairs, as REST API events carry them, encoded: every reserved character is data."""
-    if len(pairs) > MAX_QUERY_PARAMS:
+def encode_query(names: list[str], values: list[str]) -> tuple[QueryParam, ...]:
+    """Decoded parameters, as REST API events carry them, encoded: every reserved character in them is data."""
+    if len(names) > MAX_QUERY_PARAMS:
         raise InvalidTarget(f"more than {MAX_QUERY_PARAMS} query parameters")
-    return tuple((_encode_component(name), _encode_component(value)) for name, value in pairs)
+    joined = "&".join(names) + "&" + "&".join(values)
+    if _UNRESERVED_RUN.fullmatch(joined) and joined.count("&") == 2 * len(names) - 1:  # nothing to encode
+        return tuple(zip(names, values, strict=True))
+    return tuple((_encode_component(name), _encode_component(value)) for name, value in zip(names, values, strict=True))
+
+
+_UNRESERVED_RUN = re.compile(r"[A-Za-z0-9._~&-]*")  # ("&" only joins the components of encode_query's check)
 
 
 def _encode_component(text: str) -> str:
-    if all(char in _UNRESERVED for char in text):
+    if "&" not in text and _UNRESERVED_RUN.fullmatch(text):
         return text
     return "".join(char if char in _UNRESERVED else _utf8_escapes(char, "query") for char in text)
 
 
 def normalize_query(params: tuple[QueryParam, ...]) -> tuple[QueryParam, ...]:
     """Parameters ordered by name; the values of a repeated name keep their order (a stable sort)."""
-    size = sum(len(name) + len(value or "") + 2 for name, value in params)
-    if size > MAX_QUERY_BYTES * 3 or _decoded_query_size(params) > MAX_QUERY_BYTES:
-        raise InvalidTarget(f"query string longer than {MAX_QUERY_BYTES} bytes", status=414)
     if len(params) < 2:
+        if params and len(params[0][0]) + len(params[0][1] or "") > MAX_QUERY_BYTES:
+            _check_query_size(params)
         return params
+    _check_query_size(params)
     return tuple(sorted(params, key=_param_name))
+
+
+def _check_query_size(params: tuple[QueryParam, ...]) -> None:
+    size = sum(len(name) + len(value or "") + 2 for name, value in params)
+    if size > MAX_QUERY_BYTES and (size > MAX_QUERY_BYTES * 3 or _decoded_query_size(params) > MAX_QUERY_BYTES):
+        raise InvalidTarget(f"query string longer than {MAX_QUERY_BYTES} bytes", status=414)
 
 
 def _param_name(param: QueryParam) -> str:
@@ -191,8 +203,7 @@ def index_path(path: str) -> str:
     return path if len(path) <= INDEX_PATH_CHARS else path[:INDEX_PATH_CHARS] + "~"
 
 
-@dataclass(frozen=True)
-class CacheKey:
+class CacheKey(NamedTuple):
     """Where one cached variant lives. All keys of one URI share a Redis Cluster hash slot ({uri})."""
 
     uri: str  # hex digest of the canonical target
@@ -212,7 +223,7 @@ class CacheKey:
         return f"{KEY_PREFIX}{{{self.uri}}}:o:{self.variant}"
 
     @property
-    def index(self) -> str:
+    def variant_index(self) -> str:
         """A set of the URI's variants; its name carries the path so prefix purges can find it."""
         return index_key(self.uri, self.path)
 

@@ -8,6 +8,7 @@ Logs Insights. No bodies, no header values, no secrets: only the key's hash, sta
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from typing import TextIO
@@ -23,7 +24,11 @@ _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 _BASE_METRICS = [{"Name": name, "Unit": "Count"} for name in _COUNTERS.values()]
 _WITH_LATENCY = [*_BASE_METRICS, {"Name": "UpstreamLatency", "Unit": "Milliseconds"}]
 _TAIL = [{"Name": "UpstreamError", "Unit": "Count"}, {"Name": "Duration", "Unit": "Milliseconds"}]
-# The metric directives are the same on every line: encode them once.
+# The counters of each cache status, and the metric directives, are the same on every line: encoded once.
+_COUNTS = {
+    status: ",".join(f'"{name}":{int(status == counted)}' for counted, name in _COUNTERS.items())
+    for status in CacheStatus
+}
 _DIRECTIVES = {
     latency: json.dumps(
         [
@@ -43,6 +48,7 @@ class RequestLog:
     def __init__(self, stream: TextIO | None = None, level: str = "INFO") -> None:
         self._stream = stream
         self._level = _LEVELS.get(level, 20)
+        self._info = self._level <= _LEVELS["INFO"]
 
     def record(self, *, request_id: str, method: str, outcome: Outcome, duration_ms: float) -> str:
         """Write the request's line (when INFO is on) and return it."""
@@ -55,13 +61,11 @@ class RequestLog:
             f'"Service":"{SERVICE}","level":"INFO","message":"request","request_id":{_j(request_id)},'
             f'"method":{_j(method)},"key":{_j(outcome.key)},"cache":"{cache}","status":{outcome.response.status},'
             f'"upstream_status":{_j(outcome.upstream_status)},"upstream_error":{_j(outcome.upstream_error)},'
-            f'"age":{_j(outcome.age)},"detail":{_j(outcome.detail)},'
-            f'"Hit":{int(cache == CacheStatus.HIT)},"Miss":{int(cache == CacheStatus.MISS)},'
-            f'"Stale":{int(cache == CacheStatus.STALE)},"Bypass":{int(cache == CacheStatus.BYPASS)},'
+            f'"age":{_j(outcome.age)},"detail":{_j(outcome.detail)},{_COUNTS[cache]},'
             f'"UpstreamError":{int(failed)},"Duration":{round(duration_ms, 2)}'
             + (f',"UpstreamLatency":{round(outcome.upstream_ms or 0.0, 2)}}}' if latency else "}")
         )
-        if self._level <= _LEVELS["INFO"]:
+        if self._info:
             self._emit(line + "\n")
         return line
 
@@ -76,9 +80,14 @@ class RequestLog:
         stream.flush()
 
 
+_PLAIN = re.compile(r"[ !#-\[\]-~]*")  # printable ASCII without '"' and '\': a JSON string as it is
+
+
 def _j(value: object) -> str:
+    """A JSON value: null, an integer, or a string (quoted as it is when it needs no escaping)."""
     if value is None:
         return "null"
     if isinstance(value, int):
         return str(value)
-    return json.dumps(str(value))
+    text = str(value)
+    return f'"{text}"' if _PLAIN.fullmatch(text) else json.dumps(text)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from proxy.http import Response
 
@@ -17,8 +17,7 @@ class CacheStatus(StrEnum):
     BYPASS = "BYPASS"  # the cache was not used (other methods, Redis down, a refused request)
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     response: Response
     cache: CacheStatus
     key: str | None = None  # the cache key's short, non-reversible id

@@ -11,9 +11,10 @@ import email.utils
 import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
-from proxy.cache_control import CacheControl, parse_age, parse_http_date
+from proxy.cache_control import NO_DIRECTIVES, CacheControl, parse_age, parse_http_date
 from proxy.config import Policy
 from proxy.entry import Entry
 from proxy.http import Headers
@@ -42,8 +43,7 @@ class Action(StrEnum):
     UNSATISFIABLE = "unsatisfiable"  # only-if-cached and nothing usable is stored: 504 (RFC 9111 §5.2.1.7)
 
 
-@dataclass(frozen=True)
-class Lookup:
+class Lookup(NamedTuple):
     action: Action
     reason: str  # RFC 9211 "fwd" value when forwarding ("method", "uri-miss", "stale", "request"), else why
     entry: Entry | None = None
@@ -84,6 +84,8 @@ def lookup(method: str, request_headers: Headers, entry: Entry | None, now: floa
     if passing is not None:
         return passing
     request_cc = request_cache_control(request_headers)
+    if entry is not None and request_cc is NO_DIRECTIVES and is_fresh(entry, now):
+        return Lookup(Action.SERVE, "hit", entry, current_age(entry, now))  # the common case, decided at once
     store = not request_cc.has("no-store")
     # RFC 9111 §5.2.1.7: only a stored response, or a 504; the upstream is never contacted.
     only_if_cached = request_cc.has("only-if-cached")
@@ -244,7 +246,7 @@ def plan_store(
     initial_age = corrected_initial_age(response_headers, request_time, response_time)
     entry = Entry(
         status=status,
-        headers=response_headers.end_to_end().without(UNSTORED_HEADERS),
+        headers=stored_headers(response_headers),
         body=body,
         request_time=request_time,
         response_time=response_time,
@@ -259,6 +261,16 @@ def plan_store(
     if ttl <= 0:
         return StorePlan(False, "already expired")
     return StorePlan(True, "stored", entry=entry, redis_ttl=ttl)
+
+
+def stored_headers(response_headers: Headers) -> Headers:
+    """The fields an entry keeps: end-to-end, none of UNSTORED_HEADERS; the origin's Cache-Status, when it sent one,
+    last and in one field (so an answer finds it without a lookup)."""
+    kept = response_headers.end_to_end().without(UNSTORED_HEADERS)
+    cache_status = kept.get("cache-status")
+    if cache_status is None:
+        return kept
+    return kept.without(("cache-status",)).plus(("cache-status", cache_status))
 
 
 def vary_problem(response_headers: Headers, key_headers: tuple[str, ...]) -> str | None:
@@ -381,7 +393,7 @@ def freshen(
         policy=policy,
     )
     if plan.entry is not None:
-        return replace(plan, entry=replace(plan.entry, body=entry.body))
+        return replace(plan, entry=plan.entry._replace(body=entry.body))
     return plan
 
 
@@ -408,7 +420,10 @@ def invalidated_targets(location_headers: Headers, request_url: str, upstream_ba
 
 
 def request_cache_control(headers: Headers) -> CacheControl:
+    """The request's Cache-Control directives (NO_DIRECTIVES when it has none)."""
     value = headers.get("cache-control")
-    if value is None and "no-cache" in (headers.get("pragma") or "").lower():
-        return CacheControl({"no-cache": None})  # RFC 9111 §5.4: Pragma only without Cache-Control
+    if value is None:
+        pragma = headers.get("pragma")
+        if pragma is not None and "no-cache" in pragma.lower():
+            return CacheControl({"no-cache": None})  # RFC 9111 §5.4: Pragma only without Cache-Control
     return CacheControl.parse(value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from proxy import answers, policy
 from proxy.coalescing import LOCK_MARGIN_SECONDS, Coalescing, OutcomeKind, WaitEnd
@@ -62,12 +62,15 @@ class CachingProxy:
         """Answer `request`; `deadline` is a monotonic time by which the answer must be ready (Lambda's)."""
         if deadline is None:
             deadline = self._monotonic() + API_GATEWAY_TIMEOUT_SECONDS
-        call = _Call(self, request, request_id, deadline)
-        return call.run()
+        if not request.method.isupper():
+            request = request._replace(method=request.method.upper())
+        return _Call(self, request, request_id, deadline).run()
 
 
 class _Call:
     """One request being answered (keeps the per-request state out of the long-lived CachingProxy)."""
+
+    __slots__ = ("deadline", "head", "key", "p", "request", "request_id", "target")
 
     def __init__(self, proxy: CachingProxy, request: Request, request_id: str, deadline: float) -> None:
         self.p = proxy
@@ -75,11 +78,11 @@ class _Call:
         self.request_id = request_id
         self.deadline = deadline
         self.target = canonical_target(request.path, request.query)
-        self.head = request.method.upper() == "HEAD"
+        self.head = request.method == "HEAD"
         self.key: CacheKey | None = None
 
     def run(self) -> Outcome:
-        method = self.request.method.upper()
+        method = self.request.method
         passing = policy.pass_through(method)
         if passing is not None:
             return self._pass_through(method, passing)
@@ -354,7 +357,7 @@ class _Call:
         elapsed_ms = (self.p._monotonic() - started) * 1000
         response_time = self.p._clock()
         if response is not None and "date" not in response.headers:
-            response = replace(response, headers=policy.with_date(response.headers, response_time))
+            response = response._replace(headers=policy.with_date(response.headers, response_time))
         return _Fetched(response, error, elapsed_ms, request_time, response_time)
 
     @staticmethod

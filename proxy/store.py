@@ -77,6 +77,9 @@ class CircuitBreaker:
             return "half-open" if self._clock() >= self._open_until else "open"
 
     def allow(self) -> bool:
+        open_until = self._open_until
+        if open_until is None:  # closed: no lock needed to let a call through (the hot path)
+            return True
         with self._lock:
             if self._open_until is None:
                 return True
@@ -86,6 +89,8 @@ class CircuitBreaker:
             return True
 
     def success(self) -> None:
+        if self._open_until is None and not self._failures and not self._probing:
+            return  # nothing to reset (the hot path)
         with self._lock:
             self._failures = 0
             self._open_until = None
@@ -144,6 +149,10 @@ class RedisStore:
         self._cluster = isinstance(client, (RedisCluster, LazyCluster))
         self._shard_breakers: dict[str, CircuitBreaker] = {}
         self._shard_lock = threading.Lock()
+        # The hot path (a hit's GET) runs on a connection of its own per thread, outside the pool: no checkout and
+        # release per request, no command-dispatch layers. Lambda runs one request at a time per environment.
+        self._hot = threading.local()
+        self._hot_connections: list[Any] = []
 
     @classmethod
     def from_settings(cls, settings: Settings, password: str | None = None) -> RedisStore:
@@ -152,18 +161,28 @@ class RedisStore:
     def ping(self) -> bool:
         """Open the connection early (Lambda's init phase is not billed the same way); False when down."""
         try:
-            return self._call(lambda: bool(self.client.ping()))  # (a lazy cluster client is made inside _call)
+            if self._cluster:
+                return self._call(lambda: bool(self.client.ping()))  # (the lazy cluster client is made inside _call)
+            return self._hot_call(("PING",)) in (b"PONG", "PONG", True)
         except StoreUnavailable:
             return False
 
+    def close(self) -> None:
+        """Close every connection (the pool's and the hot path's)."""
+        for connection in self._hot_connections:
+            connection.disconnect()
+        self.client.close()
+
     # -- the Store interface ---------------------------------------------------------------------------
     def get(self, key: CacheKey) -> bytes | None:
-        value: bytes | None = self._call(lambda: self.client.get(key.entry), key.entry)
-        return value
+        if self._cluster:
+            value: bytes | None = self._call(lambda: self.client.get(key.entry), key.entry)
+            return value
+        return self._hot_call(("GET", key.entry))  # type: ignore[no-any-return]
 
     def put(self, key: CacheKey, value: bytes, ttl_seconds: float) -> None:
         ttl_ms = max(1, int(ttl_seconds * 1000))
-        self._call(lambda: self._put(keys=[key.entry, key.index], args=[value, ttl_ms, key.variant]), key.entry)
+        self._call(lambda: self._put(keys=[key.entry, key.variant_index], args=[value, ttl_ms, key.variant]), key.entry)
 
     def try_lock(self, key: CacheKey, token: str, ttl_seconds: float) -> bool:
         ttl_ms = max(1, int(ttl_seconds * 1000))
@@ -231,6 +250,25 @@ class RedisStore:
         try:
             result = operation()
         except (redis.RedisError, RedisClusterException, OSError) as exc:
+            breaker.failure()
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+        breaker.success()
+        return result
+
+    def _hot_call(self, command: tuple[str, ...]) -> Any:
+        """One command on this thread's own connection, behind the breaker (standalone Redis only)."""
+        breaker = self.breaker
+        if not breaker.allow():
+            raise StoreUnavailable("redis circuit breaker is open")
+        connection = getattr(self._hot, "connection", None)
+        if connection is None:
+            connection = self._hot.connection = self.client.connection_pool.make_connection()
+            self._hot_connections.append(connection)
+        try:
+            connection.send_packed_command(connection.pack_command(*command), check_health=False)
+            result = connection.read_response()
+        except (redis.RedisError, OSError) as exc:
+            connection.disconnect()
             breaker.failure()
             raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
         breaker.success()

@@ -78,7 +78,7 @@ def proxy_factory(origin: Origin, redis_server: RedisServer) -> Iterator[Callabl
 
     yield factory
     for proxy in made:
-        proxy.store.client.close()  # type: ignore[attr-defined]
+        proxy.store.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)

@@ -88,7 +88,7 @@ def purge_native(args: argparse.Namespace, invalidation: Invalidation) -> int:
     except StoreUnavailable as exc:
         raise CliError(f"cannot purge in Redis at {_redacted(url)}: {exc}") from None
     finally:
-        app.store.client.close()
+        app.store.close()
     for target in result.rejected_targets:
         print(f"skipped {target}: not a valid request target")
     kind = "prefix" if invalidation.prefixes else "path"

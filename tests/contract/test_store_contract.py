@@ -43,7 +43,7 @@ def test_put_then_get_round_trips_bytes_with_a_ttl(store: RedisStore) -> None:
     store.put(key, b"\x00\xffdata", ttl_seconds=30)
     assert store.get(key) == b"\x00\xffdata"
     assert 29_000 <= store.client.pttl(key.entry) <= 30_000
-    assert 29_000 <= store.client.pttl(key.index) <= 30_000
+    assert 29_000 <= store.client.pttl(key.variant_index) <= 30_000
 
 
 def test_entries_expire(store: RedisStore) -> None:
@@ -59,7 +59,7 @@ def test_the_index_lives_as_long_as_its_longest_variant(store: RedisStore) -> No
     long_lived, short_lived = k("/v", **{"accept-language": "de"}), k("/v", **{"accept-language": "fr"})
     store.put(long_lived, b"de", ttl_seconds=100)
     store.put(short_lived, b"fr", ttl_seconds=10)
-    assert store.client.pttl(long_lived.index) > 90_000
+    assert store.client.pttl(long_lived.variant_index) > 90_000
 
 
 def test_lock_is_exclusive_and_only_its_holder_releases_it(store: RedisStore) -> None:

@@ -138,7 +138,7 @@ def lambda_app(env: Mapping[str, str]) -> Iterator[LambdaApp]:
         yield LambdaApp(app, buffer)
     finally:
         handler._app = previous
-        app.proxy.store.client.close()  # type: ignore[attr-defined]
+        app.proxy.store.close()  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------------------- raw HTTP

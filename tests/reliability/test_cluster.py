@@ -93,7 +93,7 @@ def proxy(healthy: LocalCluster, origin: EchoOrigin) -> Iterator[CachingProxy]:
     config = settings(healthy.url, origin.url)
     made = CachingProxy(RedisStore.from_settings(config), Urllib3Upstream(config.upstream_url), config)
     yield made
-    made.store.client.close()  # type: ignore[attr-defined]
+    made.store.close()  # type: ignore[attr-defined]
 
 
 def get(proxy: CachingProxy, target: str) -> Outcome:

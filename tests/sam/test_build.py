@@ -20,16 +20,23 @@ def test_artifact_is_the_proxy_package_plus_its_dependencies(sam_build: Path) ->
         if resource["Type"] == "AWS::Serverless::Function"
     }
     assert set(code) == {"ProxyFunction", "InvalidationFunction"}
+    template = load_template(REPO / "sam" / "template.yaml")
+    architecture = template["Parameters"]["Architecture"]["Default"]
+    machine = {"arm64": "aarch64", "x86_64": "x86_64"}[architecture]
+    runtime = template["Globals"]["Function"]["Runtime"]
+    abi = "cpython-" + runtime.removeprefix("python").replace(".", "")
     for root in code.values():
         files = artifact_files(root)
         sources = {f"proxy/{p.name}" for p in (REPO / "proxy").glob("*.py")}
         assert sources <= files  # every module of the proxy package, under proxy/
         assert {"proxy/handler.py", "proxy/invalidate.py", "redis/__init__.py", "urllib3/__init__.py"} <= files
         top = {f.split("/")[0] for f in files}
-        assert top <= {"proxy", "redis", "urllib3"} | {t for t in top if t.endswith(".dist-info")}, top
+        assert top <= {"proxy", "redis", "urllib3", "hiredis"} | {t for t in top if t.endswith(".dist-info")}, top
         assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
-        # pure-Python dependencies only: nothing compiled for the build machine that would break on arm64
-        assert not [f for f in files if f.endswith((".so", ".pyd"))]
+        # compiled code only from wheels for the function's runtime and architecture, never for the build machine
+        compiled = [f for f in files if f.endswith((".so", ".pyd"))]
+        assert compiled, "hiredis (the C reply parser) is missing"
+        assert all(f.endswith(f".{abi}-{machine}-linux-gnu.so") for f in compiled), (abi, machine, compiled)
         size = sum((root / f).stat().st_size for f in files)
         assert size < 10 * 1024 * 1024, f"{root} is {size} bytes"
     assert artifact_files(code["ProxyFunction"]) == artifact_files(code["InvalidationFunction"])

@@ -129,8 +129,10 @@ def test_the_canonical_target_is_the_upstream_request() -> None:
 
 def test_decoded_parameters_of_rest_events_are_encoded_as_data() -> None:
     # API Gateway REST decodes the query ("+" -> space, %2B -> "+"): every reserved character left in a value is data
-    assert encode_query([("q", "a+b c&d=e#f%")]) == (("q", "a%2Bb%20c%26d%3De%23f%25"),)
-    assert encode_query([("ünï", "x")]) == (("%C3%BCn%C3%AF", "x"),)
+    assert encode_query(["q"], ["a+b c&d=e#f%"]) == (("q", "a%2Bb%20c%26d%3De%23f%25"),)
+    assert encode_query(["ünï"], ["x"]) == (("%C3%BCn%C3%AF", "x"),)
+    assert encode_query(["a&b", "c"], ["1", "2"]) == (("a%26b", "1"), ("c", "2"))  # an "&" in a name is data too
+    assert encode_query(["a", "b"], ["1", "2"]) == (("a", "1"), ("b", "2"))
 
 
 def test_the_query_of_other_methods_is_forwarded_as_received() -> None:
