@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import calendar
 import csv
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -89,6 +90,7 @@ class FormatError(ValueError):
 # ---------------------------------------------------------------------------------------------- times
 
 
+@functools.lru_cache(maxsize=4096)  # a busy log repeats each second's time on many lines
 def clf_time(text: str) -> float:
     """`10/Oct/2000:13:55:36 -0700` -> Unix seconds."""
     m = _CLF_TIME.match(text)

@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Sequence
+import struct
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from proxy import policy
@@ -174,13 +175,46 @@ class _Fetch:
     failure: bool
     entry: Entry | None  # stored entry, fetched at time 0 (None: not stored)
     redis_ttl: float
+    # The policy's answers as ages: fresh below fresh_until, served STALE while revalidating below swr_until,
+    # served STALE on an upstream failure below sie_until (found by asking the policy, see _first_false).
+    fresh_until: float = 0.0
+    swr_until: float = 0.0
+    sie_until: float = 0.0
+
+
+_FAR_AGE = 1e15  # seconds: "never" for an entry's age (30 million years)
+_DOUBLE = struct.Struct("<d")
+_INT64 = struct.Struct("<q")
+
+
+def _first_false(holds: Callable[[float], bool]) -> float:
+    """The smallest age >= 0 at which `holds` turns false, to the exact float (inf: never within _FAR_AGE).
+
+    `holds` is one of the policy's predicates on an entry's age (fresh, may serve stale), true while the entry
+    is young enough and false from some age on. Non-negative doubles order like their bit patterns, so a
+    bisection over the bit patterns finds the boundary exactly in at most 64 calls.
+    """
+    if not holds(0.0):
+        return 0.0
+    if holds(_FAR_AGE):
+        return math.inf
+    lo = 0
+    hi = _INT64.unpack(_DOUBLE.pack(_FAR_AGE))[0]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if holds(_DOUBLE.unpack(_INT64.pack(mid))[0]):
+            lo = mid
+        else:
+            hi = mid
+    age: float = _DOUBLE.unpack(_INT64.pack(hi))[0]
+    return age
 
 
 @dataclass
 class _Key:
     """One key's state: stored entry, outcome marker, running fetch. Dropped once nothing of it is alive."""
 
-    entry: Entry | None = None
+    stored: _Fetch | None = None  # what the stored entry's fetch yielded (None: nothing stored)
     t0: float = 0.0  # when the stored entry's fetch was sent
     evict_at: float = math.inf  # when Redis drops the entry
     marker: str | None = None  # "error" or "pass"
@@ -188,15 +222,20 @@ class _Key:
     fetch: _Fetch | None = None  # the fetch in flight (the lock is held)
     fetch_start: float = 0.0
     fetch_end: float = math.inf
-    waiters: list[tuple[int, Entry | None, float]] = field(default_factory=list)  # (status, entry, its t0)
+    waiters: list[tuple[int, _Fetch | None, float]] = field(default_factory=list)  # (status, stored, its t0)
     due: float = math.inf  # earliest pending clean-up time in the heap
 
 
 class TtlSimulator:
-    """The proxy under one TTL. Feed events in time order with `handle`, then call `finish`."""
+    """The proxy under one TTL. Feed events in time order with `handle`, then call `finish`.
 
-    def __init__(self, ttl: float, config: SimConfig) -> None:
+    `reference=True` asks the policy functions on every request instead of comparing ages with the boundaries
+    found once per kind of entry (slower; the tests check that both give the same figures).
+    """
+
+    def __init__(self, ttl: float, config: SimConfig, *, reference: bool = False) -> None:
         self.config = config
+        self.reference = reference
         self.policy = config.policy(ttl)
         self.result = TtlResult(ttl=ttl)
         self._fetches: dict[int, _Fetch] = {}
@@ -224,9 +263,51 @@ class TtlSimulator:
                     response_time=0.0,
                     policy=self.policy,
                 )
-                found = _Fetch(False, plan.entry if plan.store else None, plan.redis_ttl)
+                entry = plan.entry if plan.store else None
+                found = _Fetch(False, entry, plan.redis_ttl)
+                if entry is not None:
+                    stored = entry
+
+                    def fresh(age: float) -> bool:
+                        return policy.is_fresh(stored, age)
+
+                    def revalidating(age: float) -> bool:
+                        return fresh(age) or policy.lookup(_GET, _NO_HEADERS, stored, age).stale_while_revalidate
+
+                    def on_error(age: float) -> bool:
+                        return policy.may_serve_stale_on_error(stored, age)
+
+                    found = _Fetch(
+                        False,
+                        entry,
+                        plan.redis_ttl,
+                        fresh_until=_first_false(fresh),
+                        swr_until=_first_false(revalidating),
+                        sie_until=_first_false(on_error),
+                    )
             self._fetches[status] = found
         return found
+
+    def _fresh(self, stored: _Fetch, age: float) -> bool:
+        if self.reference:
+            assert stored.entry is not None
+            return policy.is_fresh(stored.entry, age)
+        return age < stored.fresh_until
+
+    def _revalidating(self, stored: _Fetch, age: float) -> bool:
+        """Not fresh, and within stale-while-revalidate (policy.lookup's decision)."""
+        if self.reference:
+            assert stored.entry is not None
+            return policy.lookup(_GET, _NO_HEADERS, stored.entry, age).stale_while_revalidate
+        return age < stored.swr_until
+
+    def _on_error(self, stored: _Fetch | None, age: float) -> bool:
+        """An upstream failure may be answered with this entry (policy.may_serve_stale_on_error)."""
+        if stored is None or stored.entry is None:
+            return False
+        if self.reference:
+            return policy.may_serve_stale_on_error(stored.entry, age)
+        return age < stored.sie_until
 
     @staticmethod
     def _marker_visible(state: _Key, now: float) -> bool:
@@ -252,23 +333,19 @@ class TtlSimulator:
         else:
             if state.fetch_end <= now:
                 self._settle(state)
-            if state.entry is not None and state.evict_at <= now:
-                state.entry = None
+            if state.stored is not None and state.evict_at <= now:
+                state.stored = None
                 self._live -= 1
             if state.due == math.inf:
                 self._reschedule(event.key, state)
-        entry = state.entry
+        stored = state.stored
         swr = False
-        if entry is not None:
-            age_at = now - state.t0  # the entry was fetched at time 0 (see the module doc)
-            if policy.is_fresh(entry, age_at):
+        if stored is not None:
+            age = now - state.t0  # the entry was fetched at time 0 (see the module doc)
+            if age < stored.fresh_until if not self.reference else self._fresh(stored, age):
                 result.hits += 1
                 return
-            decision = policy.lookup(_GET, _NO_HEADERS, entry, age_at)
-            if decision.action is policy.Action.SERVE:
-                result.hits += 1
-                return
-            swr = decision.stale_while_revalidate
+            swr = self._revalidating(stored, age)
         if state.fetch is not None:  # another request holds the lock: service._Call._coalesced / _wait
             result.during_refresh += 1
             if swr:
@@ -281,16 +358,16 @@ class TtlSimulator:
                 and state.marker_at >= now - OUTCOME_TTL_SECONDS / 2
                 and self._marker_visible(state, first_poll)
             ):
-                self._waited(state.marker, event.status, entry, state.t0, first_poll, minute)
+                self._waited(state.marker, event.status, stored, state.t0, first_poll, minute)
             else:
-                state.waiters.append((event.status, entry, state.t0))
+                state.waiters.append((event.status, stored, state.t0))
             return
         # the lock is ours: service._Call._refresh_holding_lock
         if (
-            entry is not None
+            stored is not None
             and state.marker == "error"
             and self._marker_visible(state, now)
-            and policy.may_serve_stale_on_error(entry, now - state.t0)
+            and self._on_error(stored, now - state.t0)
         ):
             result.stale += 1
             result.stale_if_error += 1
@@ -301,37 +378,39 @@ class TtlSimulator:
             fetch = self._fetch_of(_TIMEOUT_STATUS)
             latency = timeout
         else:
-            fetch = self._fetch_of(event.status)
+            fetch = self._fetches.get(event.status) or self._fetch_of(event.status)
         result.upstream_requests += 1
         minute[1] += 1
         state.fetch = fetch
         state.fetch_start = now
         state.fetch_end = now + latency
         if fetch.failure:  # service._Call._after_failure, judged when the answer arrives
-            self._failed(entry, state.fetch_end - state.t0)
+            self._failed(stored, state.fetch_end - state.t0)
         else:
             result.misses += 1
-        self._schedule(event.key, state, state.fetch_end)
+        if state.fetch_end < state.due:
+            state.due = state.fetch_end
+            heapq.heappush(heap, (state.fetch_end, event.key))
 
-    def _failed(self, entry: Entry | None, age_at: float) -> None:
+    def _failed(self, stored: _Fetch | None, age: float) -> None:
         result = self.result
-        if entry is not None and policy.may_serve_stale_on_error(entry, age_at):
+        if self._on_error(stored, age):
             result.stale += 1
             result.stale_if_error += 1
         else:
             result.errors += 1
 
-    def _waited(self, marker: str, status: int, entry: Entry | None, t0: float, at: float, minute: list[int]) -> None:
+    def _waited(self, marker: str, status: int, stored: _Fetch | None, t0: float, at: float, minute: list[int]) -> None:
         """A waiting request that saw an outcome marker at time `at` (service._Call._wait)."""
         result = self.result
         if marker == "error":  # _collapsed_failure
-            self._failed(entry, at - t0)
+            self._failed(stored, at - t0)
             return
         # "pass": the answer may not be stored, so the waiter fetches for itself (_direct: no lock, no store)
         result.upstream_requests += 1
         minute[1] += 1
         if is_failure(status):
-            self._failed(entry, at - t0)
+            self._failed(stored, at - t0)
         else:
             result.misses += 1
 
@@ -343,11 +422,11 @@ class TtlSimulator:
         result = self.result
         waiters = state.waiters
         if fetch.entry is not None:
-            if state.entry is None:
+            if state.stored is None:
                 self._live += 1
                 if self._live > result.peak_entries:
                     result.peak_entries = self._live
-            state.entry = fetch.entry
+            state.stored = fetch
             state.t0 = state.fetch_start
             state.evict_at = state.fetch_start + fetch.redis_ttl
             result.hits += len(waiters)
@@ -357,11 +436,12 @@ class TtlSimulator:
             state.marker_at = end
             if waiters:
                 minute = self._minutes.setdefault(int(end // MINUTE_SECONDS), [0, 0])
-                for status, entry, t0 in waiters:
-                    self._waited(state.marker, status, entry, t0, end, minute)
+                for status, stored, t0 in waiters:
+                    self._waited(state.marker, status, stored, t0, end, minute)
         state.fetch = None
         state.fetch_end = math.inf
-        state.waiters = []
+        if waiters:
+            state.waiters = []
 
     # -- clean-up: state only for keys with something alive ---------------------------------------------------
     def _schedule(self, key: str, state: _Key, when: float) -> None:
@@ -380,8 +460,8 @@ class TtlSimulator:
             state.due = math.inf
             if state.fetch_end <= due:
                 self._settle(state)
-            if state.entry is not None and state.evict_at <= due:
-                state.entry = None
+            if state.stored is not None and state.evict_at <= due:
+                state.stored = None
                 self._live -= 1
             if state.marker is not None and not self._marker_visible(state, due):
                 state.marker = None
@@ -391,7 +471,7 @@ class TtlSimulator:
     def _reschedule(self, key: str, state: _Key) -> bool:
         """Schedule the key's next change (fetch answered, entry evicted, marker gone); False when none is left."""
         nxt = state.fetch_end
-        if state.entry is not None:
+        if state.stored is not None:
             nxt = min(nxt, state.evict_at)
         if state.marker is not None:
             nxt = min(nxt, state.marker_at + OUTCOME_TTL_SECONDS)
@@ -425,9 +505,9 @@ class TtlSimulator:
 class Simulation:
     """Every TTL of `config` over the same events, in one pass."""
 
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, *, reference: bool = False) -> None:
         self.config = config
-        self.simulators = [TtlSimulator(ttl, config) for ttl in config.ttls]
+        self.simulators = [TtlSimulator(ttl, config, reference=reference) for ttl in config.ttls]
         self.last_time = -math.inf
 
     def feed(self, events: Sequence[Event]) -> None:
@@ -450,9 +530,11 @@ class Simulation:
         return max((s.tracked_keys for s in self.simulators), default=0)
 
 
-def simulate(events: Iterable[Event], config: SimConfig, *, batch: int = 4096) -> list[TtlResult]:
+def simulate(
+    events: Iterable[Event], config: SimConfig, *, batch: int = 4096, reference: bool = False
+) -> list[TtlResult]:
     """All TTLs of `config` over `events` (in time order)."""
-    simulation = Simulation(config)
+    simulation = Simulation(config, reference=reference)
     chunk: list[Event] = []
     for event in events:
         chunk.append(event)

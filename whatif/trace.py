@@ -5,8 +5,8 @@ Pure (no I/O). Everything left out is counted in `Problems`, with the first few 
 
 from __future__ import annotations
 
-import heapq
 import math
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -120,7 +120,7 @@ class Trace:
         self.problems = Problems()
         self.stats = TraceStats()
         self._memo: dict[str, str] = {}
-        self._pending: list[tuple[float, int, Event]] = []
+        self._pending: deque[Event] = deque()
         self._emitted = -math.inf
         self._newest = -math.inf
 
@@ -186,38 +186,40 @@ class Trace:
         stats = self.stats
         pending = self._pending
         window = self.reorder_seconds
-        sequence = 0
         for item in parsed:
             stats.lines += 1
-            if isinstance(item, Ignored):
+            if type(item) is not Record:
+                if isinstance(item, Rejected):
+                    self.problems.add(item.kind, item.line, item.text, item.reason)
                 continue
-            if isinstance(item, Rejected):
-                self.problems.add(item.kind, item.line, item.text, item.reason)
-                continue
-            if item.time < self._emitted or not math.isfinite(item.time):
+            when = item.time
+            if when < self._emitted or not math.isfinite(when):
                 self.problems.add(
                     "out of order", item.line, f"{item.method} {item.target or item.key}",
-                    f"{self._newest - item.time:.3f} s before a later line",
+                    f"{self._newest - when:.3f} s before a later line",
                 )  # fmt: skip
                 continue
             event = self.event_of(item)
             if event is None:
                 continue
             self._count(item)
-            if item.time < self._newest:
+            if when < self._newest:  # put back in order (rare: a linear scan from the end is fine)
                 stats.reordered += 1
-            else:
-                self._newest = item.time
-            sequence += 1
-            heapq.heappush(pending, (item.time, sequence, event))
-            horizon = self._newest - window
-            while pending and pending[0][0] <= horizon:
-                when, _, ready = heapq.heappop(pending)
-                self._emitted = when
+                position = len(pending)
+                while position > 0 and pending[position - 1].time > when:
+                    position -= 1
+                pending.insert(position, event)
+                continue
+            self._newest = when
+            pending.append(event)
+            horizon = when - window
+            while pending[0].time <= horizon:
+                ready = pending.popleft()
+                self._emitted = ready.time
                 yield ready
         while pending:
-            when, _, ready = heapq.heappop(pending)
-            self._emitted = when
+            ready = pending.popleft()
+            self._emitted = ready.time
             yield ready
 
     def _count(self, record: Record) -> None:
