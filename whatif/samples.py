@@ -44,6 +44,7 @@ def traffic(
     keys: int = 5000,
     zipf_s: float = 1.1,
     start: float = START,
+    outage_seconds: float = 45.0,
 ) -> Iterator[Hit]:
     """`count` requests, in time order, at `rate` requests/s on average."""
     rng = random.Random(seed)
@@ -56,7 +57,7 @@ def traffic(
         cdf.append(acc)
     day = 86400.0
     now = start
-    outage = (start + 0.37 * count / rate, start + 0.37 * count / rate + 45.0)
+    outage = (start + 0.37 * count / rate, start + 0.37 * count / rate + outage_seconds)
     made = 0
     while made < count:
         cycle = 1.0 + 0.6 * math.sin(2 * math.pi * (now - start) / day)  # daily cycle
@@ -91,7 +92,7 @@ def _hit(rng: random.Random, when: float, key: int, keys: int, outage: tuple[flo
         method = "POST"
     elif roll < 0.004:
         method = "HEAD"
-    if key % 10 == 0:
+    if key % 5 == 0:
         params = [("page", str(1 + key % 3)), ("size", "20")]
         rng.shuffle(params)
         if rng.random() < 0.1:
