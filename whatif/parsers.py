@@ -22,6 +22,7 @@ import calendar
 import csv
 import functools
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
@@ -29,7 +30,9 @@ from typing import Any, NamedTuple
 
 FORMATS: tuple[str, ...] = ("apigw-json", "clf", "combined", "har", "csv", "cachelab")
 DETECT_LINES = 50
-_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_MONTHS = {
+    m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)
+}
 _CLF = re.compile(
     r'^(\S+) (\S+) (.+?) \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}|-) (\d+|-)'
     r'(?: "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)")?'
@@ -115,7 +118,7 @@ def iso_time(text: str) -> float:
 def number_time(text: str) -> float:
     """Unix seconds, or milliseconds when the number is too large to be seconds (after the year 5138)."""
     value = float(text)
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise ValueError("not a finite time")
     return value / 1000.0 if value > 1e11 else value
 
@@ -147,7 +150,7 @@ def _ms(value: object) -> float | None:
         ms = float(str(value).strip())
     except ValueError:
         return None
-    return ms / 1000.0 if ms >= 0 and ms == ms and ms != float("inf") else None
+    return ms / 1000.0 if math.isfinite(ms) and ms >= 0 else None
 
 
 # ---------------------------------------------------------------------------------------------- detection

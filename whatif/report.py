@@ -210,7 +210,7 @@ def _cost_json(cost: MonthlyCost) -> dict[str, Any]:
 
 def _iso(seconds: float) -> str:
     whole = math.floor(seconds)
-    millis = int(round((seconds - whole) * 1000))
+    millis = round((seconds - whole) * 1000)
     if millis == 1000:
         whole, millis = whole + 1, 0
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
@@ -228,7 +228,9 @@ def chart(results: Sequence[TtlResult], costs: Sequence[MonthlyCost | None], *, 
     left.set_title("hit ratio by TTL")
     priced = [(r.ttl, c) for r, c in zip(results, costs, strict=True) if c is not None]
     if priced:
-        right.plot([t for t, _ in priced], [c.total for _, c in priced], marker="o", label="with cache", color="#2a9d8f")
+        right.plot(
+            [t for t, _ in priced], [c.total for _, c in priced], marker="o", label="with cache", color="#2a9d8f"
+        )
         right.plot([t for t, _ in priced], [c.total_without_cache for _, c in priced], marker="s",
                    label="without cache", color="#8d99ae")  # fmt: skip
     else:

@@ -17,7 +17,7 @@ from typing import IO
 
 from whatif.parsers import FORMATS, FormatError, Parsed, Record, detect, parse_har, parse_lines
 from whatif.report import CostInputs, Report, cost_of
-from whatif.simulator import Simulation, SimConfig
+from whatif.simulator import SimConfig, Simulation
 from whatif.trace import Trace
 
 Progress = Callable[[int, int], None]  # (bytes read, total bytes; 0 when unknown)
@@ -45,7 +45,9 @@ def _open(path: Path) -> _Source:
     size = os.fstat(raw.fileno()).st_size
     magic = raw.read(2)
     raw.seek(0)
-    binary: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
+    binary: IO[bytes] = raw
+    if magic == b"\x1f\x8b":
+        binary = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]  # a binary file too
     return _Source(binary, raw, size)
 
 
@@ -94,10 +96,8 @@ def _parsed(source: _Source, fmt: str, progress: Progress | None) -> Iterator[Pa
                 return
             text = io.TextIOWrapper(source.binary, encoding="utf-8", errors="replace", newline="")
             lines = iter(text.readline, "")
-            count = 0
-            for item in parse_lines(lines, fmt):
+            for count, item in enumerate(parse_lines(lines, fmt), 1):
                 yield item
-                count += 1
                 if progress is not None and count % _PROGRESS_EVERY == 0:
                     progress(source.raw.tell(), source.size)
             if progress is not None:
@@ -118,7 +118,7 @@ def analyse(
     """Simulate every TTL of `config` over the log at `path` (one pass) and price the results."""
     started = time.perf_counter()
     fmt, parsed = read_log(path, fmt, progress)
-    trace = Trace(key_headers=config.key_headers, host=host)
+    trace = Trace(key_headers=config.key_headers, host=host, guess_host=fmt == "har")
     simulation = Simulation(config)
     batch = []
     for event in trace.events(parsed):
@@ -168,7 +168,7 @@ def requests_of(path: Path, fmt: str = "auto", *, host: str | None = None) -> tu
             "cachelab logs carry the key's hash, not the URL: they can be simulated (cachelab whatif) but not "
             "replayed; replay an access log of the same traffic instead"
         )
-    trace = Trace(host=host)
+    trace = Trace(host=host, guess_host=fmt == "har")
 
     def usable() -> Iterator[Record]:
         for item in parsed:

@@ -358,7 +358,7 @@ class TtlSimulator:
                 and state.marker_at >= now - OUTCOME_TTL_SECONDS / 2
                 and self._marker_visible(state, first_poll)
             ):
-                self._waited(state.marker, event.status, stored, state.t0, first_poll, minute)
+                self._waited(state.marker, (event.status, stored, state.t0), first_poll, minute)
             else:
                 state.waiters.append((event.status, stored, state.t0))
             return
@@ -400,8 +400,9 @@ class TtlSimulator:
         else:
             result.errors += 1
 
-    def _waited(self, marker: str, status: int, stored: _Fetch | None, t0: float, at: float, minute: list[int]) -> None:
-        """A waiting request that saw an outcome marker at time `at` (service._Call._wait)."""
+    def _waited(self, marker: str, waiter: tuple[int, _Fetch | None, float], at: float, minute: list[int]) -> None:
+        """A waiting request (status, stored entry, its t0) that saw an outcome marker at `at` (service._Call._wait)."""
+        status, stored, t0 = waiter
         result = self.result
         if marker == "error":  # _collapsed_failure
             self._failed(stored, at - t0)
@@ -424,8 +425,7 @@ class TtlSimulator:
         if fetch.entry is not None:
             if state.stored is None:
                 self._live += 1
-                if self._live > result.peak_entries:
-                    result.peak_entries = self._live
+                result.peak_entries = max(result.peak_entries, self._live)
             state.stored = fetch
             state.t0 = state.fetch_start
             state.evict_at = state.fetch_start + fetch.redis_ttl
@@ -436,8 +436,8 @@ class TtlSimulator:
             state.marker_at = end
             if waiters:
                 minute = self._minutes.setdefault(int(end // MINUTE_SECONDS), [0, 0])
-                for status, stored, t0 in waiters:
-                    self._waited(state.marker, status, stored, t0, end, minute)
+                for waiter in waiters:
+                    self._waited(state.marker, waiter, end, minute)
         state.fetch = None
         state.fetch_end = math.inf
         if waiters:

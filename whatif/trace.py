@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from proxy.http import Headers
 from proxy.keys import InvalidTarget, canonical_target, key_for, split_target
-from whatif.parsers import Ignored, Parsed, Record, Rejected
+from whatif.parsers import Parsed, Record, Rejected
 from whatif.simulator import Event, is_failure, origin_status
 
 CACHEABLE = frozenset({"GET", "HEAD"})  # proxy.policy.CACHEABLE_METHODS: HEAD is answered from the GET entry
@@ -111,10 +111,12 @@ class Trace:
         *,
         key_headers: tuple[str, ...] = (),
         host: str | None = None,
+        guess_host: bool = False,
         reorder_seconds: float = REORDER_SECONDS,
     ) -> None:
         self.key_headers = tuple(sorted({h.strip().lower() for h in key_headers if h.strip()}))
         self.host = host.lower() if host else None
+        self.guess_host = guess_host  # HAR: every URL is absolute, take the first one's host
         self.host_guessed = False  # the host was taken from the first absolute URL
         self.reorder_seconds = reorder_seconds
         self.problems = Problems()
@@ -131,11 +133,12 @@ class Trace:
         if target.startswith(("http://", "https://", "//")):
             parts = urlsplit(target)
             host = (parts.hostname or "").lower()
-            if self.host is None:
+            if self.host is None and self.guess_host:
                 self.host = host
                 self.host_guessed = True
             if host != self.host:
-                self.problems.add("another host", record.line, target, f"not {self.host}")
+                reason = f"not {self.host}" if self.host else "an absolute URL (give --host to accept its host)"
+                self.problems.add("another host", record.line, target, reason)
                 if len(self.problems.hosts) < 20 or host in self.problems.hosts:
                     self.problems.hosts[host] = self.problems.hosts.get(host, 0) + 1
                 return None
@@ -193,7 +196,7 @@ class Trace:
                     self.problems.add(item.kind, item.line, item.text, item.reason)
                 continue
             when = item.time
-            if when < self._emitted or not math.isfinite(when):
+            if when < self._newest - window or when < self._emitted or not math.isfinite(when):
                 self.problems.add(
                     "out of order", item.line, f"{item.method} {item.target or item.key}",
                     f"{self._newest - when:.3f} s before a later line",

@@ -15,7 +15,7 @@ from loadtests.plots import save
 from loadtests.workload import parse_duration
 from proxy.config import ConfigError, Settings
 from whatif.parsers import FORMATS
-from whatif.report import PricesError, cost_inputs, chart
+from whatif.report import PricesError, chart, cost_inputs
 from whatif.run import WhatifError, analyse
 from whatif.simulator import SimConfig
 
@@ -52,7 +52,7 @@ class ProgressBar:
 
 
 def parse_ttls(text: str) -> tuple[float, ...]:
-    """"10,30,5m,1h" -> (10.0, 30.0, 300.0, 3600.0), sorted, without duplicates."""
+    """ "10,30,5m,1h" -> (10.0, 30.0, 300.0, 3600.0), sorted, without duplicates."""
     values: set[float] = set()
     for part in text.split(","):
         if not part.strip():

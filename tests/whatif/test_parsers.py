@@ -51,7 +51,8 @@ def test_each_sample_is_detected_as_its_format(name: str, fmt: str) -> None:
 def test_common_log_format() -> None:
     items = parsed("access.clf.log", "clf")
     got = records(items)
-    assert len(got) == 60 and not rejected(items)
+    assert len(got) == 60
+    assert not rejected(items)
     first = got[0]
     assert (first.time, first.method, first.target, first.status, first.size) == (START, "GET", "/items/6", 200, 1122)
     assert any("?" in r.target for r in got)  # query strings are kept as sent
@@ -80,12 +81,14 @@ def test_clf_time_zones() -> None:  # the offset is part of the time (RFC 3339-l
 def test_api_gateway_access_log_json() -> None:
     items = parsed("apigw.jsonl", "apigw-json")
     got = records(items)
-    assert len(got) == 60 and not rejected(items)
+    assert len(got) == 60
+    assert not rejected(items)
     first = got[0]
     assert first.target == "/items/6"  # the stage prefix ($context.stage) is removed from $context.path
     assert first.time == START + 0.325  # $context.requestTimeEpoch, in ms
     assert first.latency == pytest.approx(0.056)  # $context.integrationLatency, in ms
-    assert first.status == 200 and first.size == 1122
+    assert first.status == 200
+    assert first.size == 1122
     assert all("?" not in r.target for r in got)  # API Gateway logs have no query string
 
 
@@ -95,7 +98,8 @@ def test_api_gateway_request_time_without_epoch() -> None:
     assert isinstance(record, Record)
     assert (record.time, record.status) == (START, None)
     [bad] = list(parse_lines(['{"requestTime":"01/Jan/2025:10:00:00 +0000","routeKey":"GET /a"}'], "apigw-json"))
-    assert isinstance(bad, Rejected) and "path" in bad.reason
+    assert isinstance(bad, Rejected)
+    assert "path" in bad.reason
 
 
 def test_csv_with_header_iso_times_and_bad_rows() -> None:
@@ -106,7 +110,8 @@ def test_csv_with_header_iso_times_and_bad_rows() -> None:
     assert rejected(items) == {"unparsable": 1}
     iso = next(r for r in got if r.target == "/items/1?b=2&a=1")
     assert iso.time == START + 2.5
-    assert (got[0].time, got[0].latency) == (START + 0.325, pytest.approx(0.0563))
+    assert got[0].time == START + 0.325
+    assert got[0].latency == pytest.approx(0.0563)
 
 
 def test_csv_without_header_and_millisecond_times() -> None:
@@ -127,7 +132,7 @@ def test_har_entries_in_start_order_with_headers() -> None:
     assert ("Accept", "application/json") in got[0].headers
     assert got[0].latency == pytest.approx(0.0563)  # timings.wait
     assert got[0].time == START + 0.325  # startedDateTime
-    with pytest.raises(parsers.FormatError, match="log.entries"):
+    with pytest.raises(parsers.FormatError, match=r"log\.entries"):
         list(parse_har({"not": "a har"}))
 
 
@@ -137,12 +142,14 @@ def test_the_proxys_own_log_lines_carry_the_key_hash() -> None:
     assert len(got) == 30
     assert sum(isinstance(i, Ignored) for i in items) == 2  # Lambda's START line and a proxy warning
     first = got[0]
-    assert first.key == "d5484475169c.0" and first.target == ""
+    assert first.key == "d5484475169c.0"
+    assert first.target == ""
     # logged when answered: the arrival is the log time minus the request's duration
     assert first.time == pytest.approx(START + 0.322, abs=0.001)  # the Lambda answered 3 ms after the upstream
     assert first.latency == pytest.approx(0.0563)
     hit = got[1]
-    assert hit.status == 200 and hit.latency is None  # a HIT: no upstream status, the answer's status
+    assert hit.status == 200
+    assert hit.latency is None  # a HIT: no upstream status, the answer's status
 
 
 def test_proxy_log_lines_straight_from_request_log() -> None:
