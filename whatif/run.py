@@ -145,7 +145,9 @@ def analyse(
         elapsed_s=time.perf_counter() - started,
     )
     if trace.host_guessed:
-        report.notes.append(f"simulated the requests for host {trace.host} (the first one seen); choose with --host")
+        report.notes.append(
+            f"simulated the requests for host {trace.host} (the first one seen); choose with --log-host"
+        )
     if fmt == "apigw-json":
         report.notes.append("API Gateway access logs carry no query string: keys are paths only")
     if fmt == "cachelab" and config.key_headers:

@@ -137,7 +137,7 @@ class Trace:
                 self.host = host
                 self.host_guessed = True
             if host != self.host:
-                reason = f"not {self.host}" if self.host else "an absolute URL (give --host to accept its host)"
+                reason = f"not {self.host}" if self.host else "an absolute URL (give --log-host to accept its host)"
                 self.problems.add("another host", record.line, target, reason)
                 if len(self.problems.hosts) < 20 or host in self.problems.hosts:
                     self.problems.hosts[host] = self.problems.hosts.get(host, 0) + 1

@@ -76,56 +76,69 @@ def seconds(flag: str, text: str) -> float:
     return value
 
 
-def sim_config(args: argparse.Namespace) -> SimConfig:
+# The proxy's own defaults (proxy.config), as the flags spell them.
+POLICY_DEFAULTS: dict[str, str] = {
+    "swr": "30",
+    "stale_if_error": "86400",
+    "negative_ttl": "10",
+    "upstream_timeout": "5",
+}
+DEFAULT_LATENCY_MS = 100.0
+
+
+def _flag(args: argparse.Namespace, name: str) -> str:
+    value = getattr(args, name)
+    return POLICY_DEFAULTS[name] if value is None else str(value)
+
+
+def sim_config(args: argparse.Namespace, *, ttl_default: str = DEFAULT_TTLS) -> SimConfig:
     """The proxy settings under test, from the flags shared by `whatif` and `load replay`."""
     try:
         env = {"UPSTREAM_URL": "http://upstream.invalid", "CACHE_KEY_HEADERS": args.key_headers or ""}
         key_headers = Settings.from_env(env).policy.key_headers  # parsed exactly as the proxy parses it
     except ConfigError as exc:
         raise CliError(f"--key-headers: {str(exc).split(': ', 1)[-1]}") from None
-    timeout = seconds("--upstream-timeout", args.upstream_timeout)
+    timeout = seconds("--upstream-timeout", _flag(args, "upstream_timeout"))
     if timeout <= 0:
         raise CliError("--upstream-timeout must be positive")
-    latency_ms = float(args.latency_ms)
+    latency_ms = DEFAULT_LATENCY_MS if args.latency_ms is None else float(args.latency_ms)
     if not math.isfinite(latency_ms) or latency_ms < 0:
         raise CliError("--latency-ms must be a number >= 0")
     return SimConfig(
-        ttls=parse_ttls(args.ttl),
-        stale_while_revalidate=seconds("--swr", args.swr),
-        stale_if_error=seconds("--stale-if-error", args.stale_if_error),
-        negative_ttl=seconds("--negative-ttl", args.negative_ttl),
+        ttls=parse_ttls(args.ttl or ttl_default),
+        stale_while_revalidate=seconds("--swr", _flag(args, "swr")),
+        stale_if_error=seconds("--stale-if-error", _flag(args, "stale_if_error")),
+        negative_ttl=seconds("--negative-ttl", _flag(args, "negative_ttl")),
         upstream_timeout=timeout,
         latency=latency_ms / 1000.0,
         key_headers=key_headers,
     )
 
 
-def add_policy_arguments(parser: argparse.ArgumentParser, *, ttl_default: str, ttl_help: str) -> None:
-    """The proxy settings a simulation runs with (shared with `cachelab load replay`)."""
-    parser.add_argument("--ttl", default=ttl_default, metavar="S[,S...]", help=ttl_help)
+def add_policy_arguments(parser: argparse.ArgumentParser, *, ttl_help: str, what: str = "") -> None:
+    """The proxy settings a simulation runs with (shared with `cachelab load replay`; defaults: the proxy's)."""
+    parser.add_argument("--ttl", metavar="S[,S...]", help=ttl_help)
+    parser.add_argument("--swr", metavar="S", help=f"{what}CACHE_STALE_WHILE_REVALIDATE_SECONDS (default 30)")
+    parser.add_argument("--stale-if-error", metavar="S", help=f"{what}CACHE_STALE_IF_ERROR_SECONDS (default 86400)")
+    parser.add_argument("--negative-ttl", metavar="S", help=f"{what}CACHE_NEGATIVE_TTL_SECONDS (default 10)")
+    parser.add_argument("--upstream-timeout", metavar="S", help=f"{what}UPSTREAM_TIMEOUT_SECONDS (default 5)")
     parser.add_argument(
-        "--swr", default="30", metavar="S", help="CACHE_STALE_WHILE_REVALIDATE_SECONDS to simulate (default 30)"
-    )
-    parser.add_argument(
-        "--stale-if-error", default="86400", metavar="S", help="CACHE_STALE_IF_ERROR_SECONDS (default 86400)"
-    )
-    parser.add_argument("--negative-ttl", default="10", metavar="S", help="CACHE_NEGATIVE_TTL_SECONDS (default 10)")
-    parser.add_argument("--upstream-timeout", default="5", metavar="S", help="UPSTREAM_TIMEOUT_SECONDS (default 5)")
-    parser.add_argument(
-        "--key-headers", metavar="NAMES", help="CACHE_KEY_HEADERS: request headers in the key, comma-separated"
+        "--key-headers", metavar="NAMES", help=f"{what}CACHE_KEY_HEADERS: request headers in the key, comma-separated"
     )
     parser.add_argument(
         "--latency-ms",
         type=float,
-        default=100.0,
         metavar="MS",
-        help="upstream latency of requests whose log line records none (default 100)",
+        help=f"{what}upstream latency of requests whose log line records none (default {DEFAULT_LATENCY_MS:g})",
     )
     parser.add_argument(
-        "--format", dest="log_format", choices=("auto", *FORMATS), default="auto", help="the log's format"
+        "--format", dest="log_format", choices=("auto", *FORMATS), help="the log's format (default auto)"
     )
-    parser.add_argument("--host", dest="log_host", metavar="HOST", help="simulate only the requests for this host "
-                        "(absolute URLs, HAR); default: the first host seen")  # fmt: skip
+    parser.add_argument(
+        "--log-host",
+        metavar="HOST",
+        help="take absolute URLs for this host as the proxy's own (default: none; HAR: the first host seen)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -139,9 +152,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("log", type=Path, metavar="LOG", help="the access log (plain or gzip)")
     add_policy_arguments(
-        parser,
-        ttl_default=DEFAULT_TTLS,
-        ttl_help=f"TTLs to compare, seconds (30s, 5m, 1h also work), comma-separated (default {DEFAULT_TTLS})",
+        parser, ttl_help=f"TTLs to compare, seconds (30s, 5m, 1h also work), comma-separated (default {DEFAULT_TTLS})"
     )
     parser.add_argument("--prices", type=Path, metavar="FILE", help="JSON: unit prices and deployment (README)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (default results/<time>-whatif/)")
@@ -166,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     show = sys.stderr.isatty() if args.progress is None else args.progress
     bar = ProgressBar(sys.stderr, f"whatif {args.log.name}") if show else None
     try:
-        report = analyse(args.log, config, fmt=args.log_format, host=args.log_host, costs=costs, progress=bar)
+        report = analyse(args.log, config, fmt=args.log_format or "auto", host=args.log_host, costs=costs, progress=bar)
     except WhatifError as exc:
         raise CliError(str(exc)) from None
     finally:

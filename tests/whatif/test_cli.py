@@ -38,7 +38,7 @@ def test_table_json_and_problems(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "USD/month" in out
     assert "1 not GET/HEAD (DELETE 1)" in out
     assert "1 another host (evil.example 1)" in out
-    assert "line 14: 'http://evil.example/items/1': an absolute URL (give --host to accept its host)" in out
+    assert "line 14: 'http://evil.example/items/1': an absolute URL (give --log-host to accept its host)" in out
     assert "1 out of order" in out
     assert "1 mixed formats" in out
     data = json.loads((tmp_path / "out" / "whatif.json").read_text())

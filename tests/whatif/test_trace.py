@@ -23,7 +23,7 @@ def test_keys_are_the_proxys_keys() -> None:
             rec(1, 0.0, "/items?b=2&a=1"),
             rec(2, 1.0, "/items?a=1&b=2"),  # parameter order never fragments the cache
             rec(3, 2.0, "/x/../items?a=1&b=2"),  # dot segments removed (RFC 3986 §5.2.4)
-            rec(4, 3.0, "https://API.example.com/items?a=1&b=2"),  # absolute form, our host (--host)
+            rec(4, 3.0, "https://API.example.com/items?a=1&b=2"),  # absolute form, our host (--log-host)
             rec(5, 4.0, "/items?a=1&b=3"),
             rec(6, 5.0, "/items?a=1&b=2", method="HEAD"),  # HEAD shares the GET entry (RFC 9110 §9.3.2)
         ],
@@ -77,7 +77,7 @@ def test_the_first_absolute_url_names_the_host_when_none_is_given() -> None:
     assert trace.host_guessed
     access_log = Trace()  # in an access log an absolute-form target names a host the server does not serve
     assert events(access_log, [rec(1, 0.0, "http://evil.example/a"), rec(2, 1.0, "/b")])[0].time == 1.0
-    assert "give --host" in access_log.problems.lines()[1]
+    assert "give --log-host" in access_log.problems.lines()[1]
 
 
 def test_slightly_out_of_order_lines_are_put_back_in_order_far_ones_left_out() -> None:
