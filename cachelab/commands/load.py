@@ -355,6 +355,7 @@ def stack_api_url(stack: str, target: str, region: str | None, endpoint: str | N
 
 def run(args: argparse.Namespace) -> int:
     _validate(args)
+    prepared = replay.prepare(args) if args.scenario == "replay" else None  # the log is checked before any probe
     if args.stack:
         args.host = stack_api_url(args.stack, args.target, args.region, args.endpoint_url)
         print(f"cachelab load: target {args.host} (stack {args.stack})", file=sys.stderr)
@@ -369,7 +370,6 @@ def run(args: argparse.Namespace) -> int:
         probe(stub_admin + "/__admin/stats", "stub admin API (--stub-admin)")
     out = args.out if args.out is not None else _default_out(args.scenario)
     knobs = _knobs(args)
-    prepared = replay.prepare(args) if args.scenario == "replay" else None
     if prepared is not None:
         knobs.update(prepared.knobs)
         args.duration = prepared.duration
