@@ -137,7 +137,7 @@ class Minute:
         return 1.0 - self.upstream_requests / self.requests if self.requests else 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class TtlResult:
     """What the proxy would have done with the trace under one TTL."""
 
@@ -210,7 +210,7 @@ def _first_false(holds: Callable[[float], bool]) -> float:
     return age
 
 
-@dataclass
+@dataclass(slots=True)
 class _Key:
     """One key's state: stored entry, outcome marker, running fetch. Dropped once nothing of it is alive."""
 
@@ -388,7 +388,7 @@ class TtlSimulator:
             self._failed(stored, state.fetch_end - state.t0)
         else:
             result.misses += 1
-        if state.fetch_end < state.due:
+        if state.due == math.inf:
             state.due = state.fetch_end
             heapq.heappush(heap, (state.fetch_end, event.key))
 
@@ -445,7 +445,10 @@ class TtlSimulator:
 
     # -- clean-up: state only for keys with something alive ---------------------------------------------------
     def _schedule(self, key: str, state: _Key, when: float) -> None:
-        if when < state.due:
+        """One heap item per key at most, so the heap stays as small as the state. A key whose next change comes
+        before its scheduled item is brought up to date when it is next requested or when the item is due; every
+        decision compares times itself, so only the clean-up and the entry count wait."""
+        if state.due == math.inf:
             state.due = when
             heapq.heappush(self._heap, (when, key))
 
