@@ -26,7 +26,7 @@ from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 
 from loadtests.common import CONTROLLER, PROC, CacheLabUser, RunShape, Scenario, install, on, options
-from whatif.replay import Planned, plan
+from whatif.replay import LATE_SECONDS, Planned, plan
 from whatif.run import WhatifError, requests_of
 
 SCENARIO_NAME = "replay"
@@ -114,7 +114,7 @@ def _stop(environment: Environment, **_kwargs: Any) -> None:
         }
         if sent < len(REPLAY.schedule):
             CONTROLLER[0].note(f"replay: sent {sent} of {len(REPLAY.schedule)} requests before the run ended")
-        if REPLAY.max_lag > 0.05:
+        if REPLAY.max_lag > LATE_SECONDS:
             CONTROLLER[0].note(
                 f"replay: a request started up to {REPLAY.max_lag:.3f} s late; more --users keep the log's concurrency"
             )

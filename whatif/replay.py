@@ -14,6 +14,8 @@ from whatif.parsers import Record
 from whatif.simulator import Event, SimConfig, TtlResult, origin_status, simulate
 from whatif.trace import Trace
 
+LATE_SECONDS = 0.05  # a replay whose requests started later than this did not keep the log's timing
+
 
 @dataclass(frozen=True)
 class Planned:
@@ -82,8 +84,15 @@ def compare(summary: Mapping[str, Any], predicted: TtlResult, planned: int) -> d
 def lines(comparison: Mapping[str, Any]) -> list[str]:
     """The comparison as the CLI prints it."""
     c = comparison
-    out = [f"whatif for TTL {c['ttl_s']:g} s: {c['planned_requests']:,} requests planned, "
-           f"{c['replayed_requests']:,} answered"]  # fmt: skip
+    sent = c.get("sent_requests", c["planned_requests"])
+    out = [f"whatif for TTL {c['ttl_s']:g} s: {c['planned_requests']:,} requests planned, {sent:,} sent and "
+           f"predicted, {c['replayed_requests']:,} answered"]  # fmt: skip
+    lag = c.get("max_lag_s")
+    if isinstance(lag, int | float) and lag > LATE_SECONDS:
+        out.append(
+            f"  (requests started up to {lag:.2f} s late: the log's timing was not kept, so expect differences; "
+            "use more --users, a lower --speed, or a quieter machine)"
+        )
     if c["measured_upstream_requests"] is None:
         out.append(f"  upstream requests: predicted {c['predicted_upstream_requests']:,}, not measured")
     else:

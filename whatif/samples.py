@@ -178,3 +178,29 @@ def har(hits: list[Hit], *, host: str = "api.example.com") -> dict[str, object]:
             }
         )
     return {"log": {"version": "1.2", "creator": {"name": "cachelab samples", "version": "1"}, "entries": entries}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m whatif.samples --lines N --format F > access.log`: an example log to try `cachelab whatif` on."""
+    import argparse  # noqa: PLC0415 - only for this command line
+    import sys  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m whatif.samples", description=main.__doc__)
+    parser.add_argument("--lines", type=int, default=100_000, help="requests to write (default 100000)")
+    parser.add_argument("--format", default="combined", choices=("combined", "clf", "csv", "apigw-json", "har"))
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    hits = traffic(args.lines, seed=args.seed)
+    if args.format == "har":
+        json.dump(har(list(hits)), sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    if args.format == "csv":
+        sys.stdout.write("timestamp,method,path,status,latency_ms\n")
+    for hit in hits:
+        sys.stdout.write(line(hit, args.format) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -91,8 +91,12 @@ def prepare(args: argparse.Namespace) -> Prepared:
 
 def finish(summary: dict[str, Any], prepared: Prepared, summary_path: Path) -> list[str]:
     """Predict the replay, add the comparison to summary.json; returns the lines to print."""
-    [predicted] = predict(prepared.planned, prepared.config)
+    replay = (summary.get("settings") or {}).get("replay") or {}
+    sent = int(replay.get("sent", len(prepared.planned)))
+    [predicted] = predict(prepared.planned[:sent], prepared.config)  # what was sent, when the run cut it short
     comparison = compare(summary, predicted, len(prepared.planned))
+    comparison["sent_requests"] = sent
+    comparison["max_lag_s"] = replay.get("max_lag_s")
     summary["whatif"] = comparison
     if summary_path.exists():
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
