@@ -7,13 +7,14 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from loadtests.model import Deployment, MonthlyCost, Prices, monthly_cost
 from whatif.simulator import SimConfig, TtlResult
 from whatif.trace import Problems, TraceStats
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SCHEMA = "cachelab.whatif/1"
 _DEPLOYMENT_FIXED = {"requests_per_second", "hit_ratio", "stored_entries"}  # taken from the trace and simulation
@@ -218,6 +219,8 @@ def _iso(seconds: float) -> str:
 
 def chart(results: Sequence[TtlResult], costs: Sequence[MonthlyCost | None], *, title: str = "") -> Figure:
     """Hit ratio and upstream share saved against TTL (left), monthly cost with and without the cache (right)."""
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib takes half a second to import: only to draw
+
     fig = Figure(figsize=(11.0, 4.2), layout="constrained")
     left, right = fig.subplots(1, 2)
     ttls = [r.ttl for r in results]

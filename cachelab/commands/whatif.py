@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TextIO
 
 from cachelab.cli import CliError
-from loadtests.plots import save
 from loadtests.workload import parse_duration
 from proxy.config import ConfigError, Settings
 from whatif.parsers import FORMATS
@@ -185,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     out = args.out if args.out is not None else Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-whatif"
     out.mkdir(parents=True, exist_ok=True)
+    from loadtests.plots import save  # noqa: PLC0415 - matplotlib is slow to import: only when drawing
+
     data = report.to_json()
     (out / "whatif.json").write_text(json.dumps(data, indent=2) + "\n")
     save(chart(report.results, report.costs, title=f"{args.log.name}: {report.stats.requests:,} requests"),
