@@ -19,7 +19,8 @@ from whatif.simulator import Event, is_failure, origin_status
 CACHEABLE = frozenset({"GET", "HEAD"})  # proxy.policy.CACHEABLE_METHODS: HEAD is answered from the GET entry
 REORDER_SECONDS = 5.0  # lines up to this much out of order are put back in order (logs written at completion)
 QUOTED = 3  # examples kept per kind of problem
-_KEY_MEMO = 200_000  # canonical keys remembered per raw target (cleared when full: memory stays bounded)
+_KEY_MEMO = 50_000  # canonical keys remembered per raw target (cleared when full: memory stays bounded)
+_KEY_MEMO_TARGET = 512  # longer targets are keyed every time rather than remembered
 
 # Kinds of problems, in the order the report lists them.
 KINDS: tuple[str, ...] = (
@@ -160,7 +161,7 @@ class Trace:
         except InvalidTarget as exc:
             self.problems.add("invalid target", record.line, target, str(exc))
             return None
-        if not self.key_headers:
+        if not self.key_headers and len(target) <= _KEY_MEMO_TARGET:
             if len(self._memo) >= _KEY_MEMO:
                 self._memo.clear()
             self._memo[target] = key.entry

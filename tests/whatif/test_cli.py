@@ -106,3 +106,10 @@ def test_missing_log_and_bad_prices(tmp_path: Path, capsys: pytest.CaptureFixtur
     prices.write_text("{")
     assert whatif(tmp_path, str(SAMPLES / "trace.csv"), "--prices", str(prices)) == 2
     assert "not JSON" in capsys.readouterr().err
+
+
+def test_progress_bar_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["whatif", str(SAMPLES / "trace.csv"), "--out", str(tmp_path / "out"), "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "whatif trace.csv [" in err
+    assert "100%" in err
