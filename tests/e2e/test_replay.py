@@ -3,8 +3,8 @@
 redis-server, the stub (a fixed 60 ms latency) and the gateway run on free loopback ports. The trace mixes what the
 proxy's decisions depend on: bursts of concurrent cold requests (collapsed into one fetch), expiries and
 refreshes (stale-while-revalidate on), the same query in two parameter orders, a 404 under the negative TTL.
-Requests sit on a 0.5 s grid and the TTLs end between grid points (2.25 s, 1.25 s), so no request lands on an
-expiry boundary where a few milliseconds of replay jitter would decide; only requests landing during a refresh
+Requests sit on a 1 s grid and the TTLs end half-way between grid points (2.5 s, 1.5 s), so no request lands within
+0.5 s of an expiry boundary, where replay jitter would decide; only requests landing during a refresh
 are timing-sensitive, and the simulator counts them.
 """
 
@@ -21,8 +21,9 @@ from cachelab import processes
 from cachelab.cli import main
 from cachelab.stack import Stack, StackConfig
 
-TTL = "2.25"
-NEGATIVE_TTL = "1.25"
+TTL = "2.5"
+NEGATIVE_TTL = "1.5"
+GRID_SECONDS = 1.0  # requests sit on this grid; the TTLs end half-way between two points
 STUB_LATENCY_MS = "60"
 TARGETS = [f"/items/{i}" for i in range(1, 9)] + ["/items?page=2&size=5", "/items?size=5&page=2", "/items/99999"]
 
@@ -31,8 +32,8 @@ def write_trace(path: Path, seed: int = 18) -> int:
     rng = random.Random(seed)
     start = 1_735_725_600.0
     rows = ["timestamp,method,path,status"]
-    for step in range(24):  # 12 s
-        base = start + step * 0.5
+    for step in range(24):  # 24 s
+        base = start + step * GRID_SECONDS
         for target in rng.sample(TARGETS, rng.randint(1, 3)):
             status = 404 if target.endswith("99999") else 200
             count = rng.randint(5, 9) if rng.random() < 0.15 else 1  # a burst: concurrent requests
@@ -88,8 +89,12 @@ def test_replay_agrees_with_whatif(stack: Stack, tmp_path: Path, capsys: pytest.
     # the contract: the same upstream request count, within the requests that landed during a refresh
     assert abs(w["difference"]) <= w["during_refresh"]
     assert w["within_refresh_tolerance"] is True
-    # this trace keeps every request off the expiry boundaries: the counts are equal
-    assert w["measured_upstream_requests"] == w["predicted_upstream_requests"], w
+    # This trace keeps every request 0.5 s off the expiry boundaries. While the replay kept the log's timing (no
+    # request started 0.1 s late, none took 350 ms to answer: together under the 0.5 s margin) the counts are equal;
+    # on a machine too busy for that, the contract above is what holds.
+    kept_timing = w["max_lag_s"] < 0.1 and summary["latency"]["max_ms"] < 350
+    if kept_timing:
+        assert w["measured_upstream_requests"] == w["predicted_upstream_requests"], w
     assert 0 < w["predicted_upstream_requests"] < requests
     assert "agrees within the" in printed
     # `cachelab whatif` on the same file predicts the same count (the replay only shifts the clock)
