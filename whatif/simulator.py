@@ -9,7 +9,9 @@ What is the proxy's and what is modelled
   `proxy.policy.plan_store` builds the entry a fetch would store (under `proxy.config.Policy` with the TTL under
   test as `default_ttl`, the `--swr` / `--stale-if-error` windows and `negative_ttl`), `policy.is_fresh` and
   `policy.lookup` decide hit, stale-while-revalidate or fetch, `policy.may_serve_stale_on_error` decides what an
-  upstream failure answers, and `plan.redis_ttl` says when Redis drops the entry.
+  upstream failure answers, and `plan.redis_ttl` says when Redis drops the entry. For speed the age at which each
+  of those answers changes is found once per kind of entry, by bisecting on the policy's own functions
+  (`_first_false`); `reference=True` asks them on every request instead, and the tests check both agree.
 * The origin is modelled as sending no Cache-Control (freshness = the TTL under test, 404/410 = the negative TTL)
   and an ETag (as the stub does; it only lengthens how long Redis keeps an expired entry). Entries are time
   invariant: the proxy ages an entry from the moment its fetch was sent (RFC 9111 corrected initial age =
