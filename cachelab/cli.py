@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 # Subcommand modules, in the order `cachelab --help` lists them. Each exposes
 # `register(subparsers)` that adds its parser and sets `func(args) -> int`.
-COMMANDS: tuple[str, ...] = ("invoke", "stub", "gateway", "up", "demo", "load", "deploy", "invalidate")
+COMMANDS: tuple[str, ...] = ("invoke", "stub", "gateway", "up", "demo", "load", "deploy", "invalidate", "whatif")
 
 
 class CliError(Exception):

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import loadtests
 from cachelab.cli import CliError
+from cachelab.commands import replay
 from cachelab.processes import stop
 from loadtests.summary import render_text, thresholds_violated
 from loadtests.workload import parse_duration
@@ -37,6 +38,7 @@ SCENARIOS: dict[str, str] = {
     "outage": "outage",
     "key-order": "key_order",
     "compare": "compare",
+    "replay": "replay",
 }
 # Locust's own log lines worth showing while a run goes on (the rest goes to DIR/locust.log only).
 _SHOWN = re.compile(r"cachelab\.loadtests|/(WARNING|ERROR|CRITICAL)/")
@@ -250,6 +252,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Scenario knobs not listed here can be given as CACHELAB_* environment variables or --locust-arg.",
     )
     parser.add_argument("scenario", choices=tuple(SCENARIOS), help="the scenario to run")
+    parser.add_argument("log", nargs="?", type=Path, metavar="LOG", help="replay: the access log to replay")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--host", help="base URL of the proxy: the gateway, a LocalStack or AWS API URL")
     target.add_argument(
@@ -270,7 +273,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--users", "-u", type=int, default=10, help="concurrent users (default 10)")
     parser.add_argument("--spawn-rate", "-r", type=float, help="users started per second (default: all at once)")
-    parser.add_argument("--duration", "-t", default="60s", help="length of the run, e.g. 30s, 2m (default 60s)")
+    parser.add_argument(
+        "--duration", "-t", help="length of the run, e.g. 30s, 2m (default 60s; replay: the log's span / --speed + 3s)"
+    )
     parser.add_argument("--out", type=Path, help="output directory (default results/<time>-<scenario>/)")
     parser.add_argument(
         "--processes",
@@ -305,6 +310,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--fail-above-p95-ms", type=float, metavar="MS", help="exit 1 when latency p95_ms > MS")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary table")
     parser.add_argument("--json", action="store_true", help="print summary.json instead of the table")
+    replay.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -315,8 +321,9 @@ def _validate(args: argparse.Namespace) -> None:
         raise CliError(f"--spawn-rate must be positive, got {args.spawn_rate:g}")
     if args.processes < 1:
         raise CliError(f"--processes must be at least 1, got {args.processes}")
+    replay.check(args)
     try:
-        seconds = parse_duration(args.duration)
+        seconds = parse_duration(args.duration or "60s")
     except ValueError as exc:
         raise CliError(f"--duration: {exc}") from None
     if seconds < 1:
@@ -348,6 +355,7 @@ def stack_api_url(stack: str, target: str, region: str | None, endpoint: str | N
 
 def run(args: argparse.Namespace) -> int:
     _validate(args)
+    prepared = replay.prepare(args) if args.scenario == "replay" else None  # the log is checked before any probe
     if args.stack:
         args.host = stack_api_url(args.stack, args.target, args.region, args.endpoint_url)
         print(f"cachelab load: target {args.host} (stack {args.stack})", file=sys.stderr)
@@ -361,24 +369,30 @@ def run(args: argparse.Namespace) -> int:
     if stub_admin:
         probe(stub_admin + "/__admin/stats", "stub admin API (--stub-admin)")
     out = args.out if args.out is not None else _default_out(args.scenario)
+    knobs = _knobs(args)
+    if prepared is not None:
+        knobs.update(prepared.knobs)
+        args.duration = prepared.duration
     load = LoadRun(
         scenario=args.scenario,
         host=host,
         out=out,
         users=args.users,
         spawn_rate=args.spawn_rate,
-        duration=args.duration,
+        duration=args.duration or "60s",
         stub_admin=stub_admin,
         processes=args.processes,
-        knobs=_knobs(args),
+        knobs=knobs,
         locust_args=list(args.locust_arg),
     )
     show = None if args.quiet or args.json else _show_line
     summary = run_scenario(load, show=show)
+    comparison = replay.finish(summary, prepared, out / "summary.json") if prepared is not None else []
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(render_text(summary))
+        print("\n".join(comparison))
         print(f"results: {out}/ (summary.json, measurements.json, locust_*.csv, report.html, locust.log)")
     problems = thresholds_violated(
         summary,
