@@ -7,8 +7,11 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# Subcommand modules, in the order `cachelab --help` lists them. Each exposes
-# `register(subparsers)` that adds its parser and sets `func(args) -> int`.
+from cachelab.extras import MissingExtras, require
+
+# Subcommand modules, in the order `cachelab --help` lists them. Each exposes `register(subparsers)` that adds its
+# parser and sets `func(args) -> int` and, when the command needs optional dependencies, `needs(args)` -> the
+# extras to check before `func` runs (cachelab.extras). Command modules import nothing optional at the top.
 COMMANDS: tuple[str, ...] = ("invoke", "stub", "gateway", "up", "demo", "load", "deploy", "invalidate")
 
 
@@ -32,8 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        needs = getattr(args, "needs", None)
+        if needs is not None:
+            require(needs(args))
         return int(args.func(args))
-    except CliError as exc:
+    except (CliError, MissingExtras) as exc:
         print(f"cachelab {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

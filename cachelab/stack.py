@@ -30,6 +30,15 @@ FAKE_REDIS_WARNING = (
 )
 
 
+def needed_extras(*, locust: bool) -> tuple[str, ...]:
+    """The extras (cachelab.extras) a stack needs: the stub, the gateway (SAM CLI), Locust for the web UI or a run,
+    and the embedded Redis when redis-server is not installed."""
+    extras = ["stub", "sam", *(["load"] if locust else [])]
+    if processes.redis_server_path() is None:
+        extras.append("fakeredis")
+    return tuple(extras)
+
+
 class StackError(RuntimeError):
     """A service could not start; the message says which and where its log is."""
 

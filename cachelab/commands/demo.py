@@ -17,7 +17,7 @@ from cachelab.cli import CliError
 from cachelab.commands.load import LoadRun, run_scenario
 from cachelab.commands.up import add_stack_arguments
 from cachelab.processes import PortInUseError
-from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError
+from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError, needed_extras
 from loadtests.workload import parse_duration
 
 PHASE_SHARES = (("warmup", 0.45), ("outage", 0.30), ("recovery", 0.25))
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--direct-share", type=float, default=0.1, help="share of requests sent to the upstream")
     parser.add_argument("--out", type=Path, default=None, help="results directory (default results/<timestamp>/)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, needs=lambda _args: needed_extras(locust=True))
 
 
 def run(args: argparse.Namespace) -> int:

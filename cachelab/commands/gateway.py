@@ -16,4 +16,4 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "in separate worker processes.",
     )
     add_arguments(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, needs=lambda _args: ("sam",))

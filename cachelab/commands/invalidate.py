@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--topic-arn", default=None, help="localstack|aws: publish here instead of the stack's topic")
     parser.add_argument("--endpoint-url", default=None, help=f"localstack: endpoint (default {LOCALSTACK_ENDPOINT})")
     parser.add_argument("--region", default=None, help="localstack|aws: AWS region")
-    parser.set_defaults(func=run)
+    # Publishing to SNS needs boto3 (the sam extra); purging a native Redis needs only the core install.
+    parser.set_defaults(func=run, needs=lambda args: () if args.target == "native" else ("sam",))
 
 
 def run(args: argparse.Namespace) -> int:

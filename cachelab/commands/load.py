@@ -305,7 +305,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--fail-above-p95-ms", type=float, metavar="MS", help="exit 1 when latency p95_ms > MS")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary table")
     parser.add_argument("--json", action="store_true", help="print summary.json instead of the table")
-    parser.set_defaults(func=run)
+    # Locust (the load extra); --stack reads the stack's outputs with boto3 (the sam extra).
+    parser.set_defaults(func=run, needs=lambda args: ("load", "sam") if args.stack else ("load",))
 
 
 def _validate(args: argparse.Namespace) -> None:

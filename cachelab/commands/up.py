@@ -9,7 +9,7 @@ from types import FrameType
 
 from cachelab.cli import CliError
 from cachelab.processes import PortInUseError
-from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError
+from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError, needed_extras
 
 
 def add_stack_arguments(parser: argparse.ArgumentParser, *, locust: bool = True) -> None:
@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "aimed at the gateway. Waits for each to be healthy, prints the URLs, and stops everything on Ctrl-C.",
     )
     add_stack_arguments(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, needs=lambda args: needed_extras(locust=not args.no_locust))
 
 
 def run(args: argparse.Namespace) -> int:

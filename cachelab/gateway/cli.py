@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from cachelab.cli import CliError
+from cachelab.extras import MissingExtras, require
 from cachelab.gateway.server import ADMIN_PREFIX, API_TIMEOUT_S, Gateway, GatewaySettings, json_log
 from cachelab.gateway.spec import FunctionSpec, TemplateError, parse_params, runtime_mismatch
 from cachelab.processes import LOOPBACK, PortInUseError
@@ -156,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
+        require(("sam",))
         return run(args)
-    except CliError as exc:
+    except (CliError, MissingExtras) as exc:
         print(f"cachelab gateway: error: {exc}", file=sys.stderr)
         return 2
