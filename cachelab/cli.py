@@ -15,6 +15,11 @@ from cachelab.extras import MissingExtras, require
 COMMANDS: tuple[str, ...] = ("invoke", "stub", "gateway", "up", "demo", "load", "deploy", "invalidate")
 
 
+# Options whose values are arguments for another program (`--stub-arg --latency-ms --stub-arg 50`). argparse takes a
+# value that starts with "-" for an option of ours, so `--stub-arg X` is read as `--stub-arg=X`, whatever X is.
+PASS_THROUGH_OPTIONS: tuple[str, ...] = ("--stub-arg", "--locust-arg")
+
+
 class CliError(Exception):
     """A user-facing error: printed as one line on stderr, exit status 2."""
 
@@ -31,9 +36,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def join_pass_through(argv: Sequence[str]) -> list[str]:
+    """`--stub-arg X` -> `--stub-arg=X` for every PASS_THROUGH_OPTIONS option (up to a `--`)."""
+    out: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            out.extend(argv[index:])
+            break
+        if arg in PASS_THROUGH_OPTIONS and index + 1 < len(argv):
+            out.append(f"{arg}={argv[index + 1]}")
+            index += 2
+            continue
+        out.append(arg)
+        index += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_pass_through(sys.argv[1:] if argv is None else argv))
     try:
         needs = getattr(args, "needs", None)
         if needs is not None:

@@ -25,7 +25,8 @@ def add_stack_arguments(parser: argparse.ArgumentParser, *, locust: bool = True)
     )
     parser.add_argument(
         "--stub-arg", action="append", default=None, metavar="ARG",
-        help=f"argument for the stub, repeatable (default: {' '.join(DEFAULT_STUB_ARGS)})",
+        help="one argument for the stub, repeatable, in order; replaces the defaults "
+        f"({' '.join(DEFAULT_STUB_ARGS)}), e.g. --stub-arg --latency-ms --stub-arg 50",
     )  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=None, help="gateway execution environments")
 
