@@ -53,6 +53,29 @@ class StoreUnavailable(Exception):
 
 
 @dataclass(frozen=True)
+class RedisProblem:
+    """Why Redis did not answer, for the init log. kind: auth | database | refused | unreachable.
+
+    redis-py's messages carry no credentials (the server answers WRONGPASS, not the password)."""
+
+    kind: str
+    message: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> RedisProblem:
+        text = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, redis.AuthenticationError):
+            return cls("auth", f"authentication failed ({text}): check the user:password of REDIS_URL, or the token "
+                       "in REDIS_AUTH_SECRET_ARN")  # fmt: skip
+        if isinstance(exc, redis.ResponseError) and "DB index is out of range" in str(exc):
+            return cls("database", f"the database of REDIS_URL does not exist on this server ({text}): the /N at "
+                       "the end of REDIS_URL must be below the server's `databases` setting (16 by default)")  # fmt: skip
+        if isinstance(exc, redis.ResponseError):
+            return cls("refused", f"refused the connection's setup ({text})")
+        return cls("unreachable", f"unreachable ({text})")
+
+
+@dataclass(frozen=True)
 class Poll:
     entry: bytes | None
     lock: str | None
@@ -173,10 +196,15 @@ class RedisStore:
 
     def ping(self) -> bool:
         """Open the connection early (Lambda's init phase is not billed the same way); False when down."""
+        return self.diagnose() is None
+
+    def diagnose(self) -> RedisProblem | None:
+        """Ping Redis now; None when it answers, else what is wrong (a wrong password is not an outage)."""
         try:
-            return self._call(lambda: bool(self.client.ping()))  # (a lazy cluster client is made inside _call)
-        except StoreUnavailable:
-            return False
+            self._call(lambda: bool(self.client.ping()))  # (a lazy cluster client is made inside _call)
+        except StoreUnavailable as exc:
+            return RedisProblem.of(exc.__cause__ or exc)
+        return None
 
     # -- the Store interface ---------------------------------------------------------------------------
     def get(self, key: CacheKey) -> bytes | None:
