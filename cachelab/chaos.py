@@ -448,7 +448,7 @@ def _phase(summary: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 
 def _errors_5xx(figs: Mapping[str, Any]) -> int:
-    return sum(int(v) for v in figs["errors"]["by_status"].values())
+    return sum(int(v) for status, v in figs["errors"]["by_status"].items() if int(status) >= 500)
 
 
 def _group(phase: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:

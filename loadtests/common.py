@@ -47,11 +47,18 @@ from loadtests.analysis import (
     SampleKey,
     cache_status,
     classify_exception,
-    figures,
     http_outcome,
     parse_cache_status,
 )
-from loadtests.summary import PhaseMark, RunRecord, StubPoint, build_summary, render_text, write_outputs
+from loadtests.summary import (
+    PhaseMark,
+    RunRecord,
+    StubPoint,
+    build_summary,
+    progress_line,
+    render_text,
+    write_outputs,
+)
 from loadtests.workload import PhaseSpec, Zipf, next_boundary, parse_duration, phase_at
 
 log = logging.getLogger("cachelab.loadtests")
@@ -465,20 +472,11 @@ class Controller:
     def _progress(self, interval: float) -> None:
         while True:
             gevent.sleep(interval)
-            fig = figures(PROC.recorder, phase=self.phase)
-            upstream = ""
+            upstream = None
             if self.record.stub_trace and self.record.upstream_start is not None:
-                upstream = f", upstream requests {self.record.stub_trace[-1].requests - self.record.upstream_start}"
-            log.info(
-                "cachelab %s: %.0f s, phase %s: %d requests, hit ratio %s, availability %s%s",
-                self.scenario.name,
-                self.elapsed(),
-                self.phase,
-                fig["requests"],
-                _pct(fig["hit_ratio"]),
-                _pct(fig["availability"]),
-                upstream,
-            )
+                upstream = self.record.stub_trace[-1].requests - self.record.upstream_start
+            line = progress_line(PROC.recorder, self.phase, upstream)
+            log.info("cachelab %s: %.0f s, %s", self.scenario.name, self.elapsed(), line)
 
     # -- lifecycle
     def start(self) -> None:
@@ -659,10 +657,6 @@ class Controller:
             summary = build_summary(self.record)
         print("\n" + render_text(summary) + "\n", flush=True)
         return summary
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
 
 
 def _wait_in_flight(timeout: float) -> None:

@@ -156,6 +156,7 @@ def _timeline(record: RunRecord) -> list[dict[str, Any]]:
             "phase": None,
             "requests": 0,
             "proxy": 0,
+            "proxy_requests": 0,
             "available": 0,
             "by_cache_status": dict.fromkeys(CACHE_STATUSES, 0),
             "_phases": {},
@@ -166,9 +167,10 @@ def _timeline(record: RunRecord) -> list[dict[str, Any]]:
             continue
         row["requests"] += count
         row["_phases"][key.phase] = row["_phases"].get(key.phase, 0) + count
-        if key.available:
-            row["available"] += count
         if key.target == TARGET_PROXY:
+            row["proxy_requests"] += count
+            if key.available:
+                row["available"] += count
             if key.cache != NO_RESPONSE:
                 row["proxy"] += count
             if key.cache in CACHE_STATUSES:
@@ -182,10 +184,11 @@ def _timeline(record: RunRecord) -> list[dict[str, Any]]:
             row["phase"] = max(phases, key=lambda p: phases[p])
         answered = row.pop("proxy")
         available = row.pop("available")
+        proxy_requests = row.pop("proxy_requests")
         counts = row["by_cache_status"]
         row["hit_ratio"] = _ratio(counts["HIT"], answered)
         row["cache_served_ratio"] = _ratio(counts["HIT"] + counts["STALE"], answered)
-        row["availability"] = _ratio(available, row["requests"])
+        row["availability"] = _ratio(available, proxy_requests)  # the proxy's, as everywhere
         if record.stub_trace:
             row["upstream_requests"] = upstream.get(second, 0)
         out.append(row)
@@ -358,6 +361,37 @@ def thresholds_violated(
     return problems
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """ "1 request", "2 requests" ("1 entry", "2 entries" with many="entries")."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
+def availability_label(has_direct_calls: bool) -> str:
+    """How availability is labelled: it is always the proxy's, which needs saying next to direct upstream calls."""
+    return "availability (proxy)" if has_direct_calls else "availability"
+
+
+def throttled(fig: Mapping[str, Any]) -> int:
+    """429 answers (the gateway's throttle): refused, so not available."""
+    return int(fig["errors"]["by_status"].get("429", 0))
+
+
+def progress_line(m: Measurements, phase: str, upstream: int | None) -> str:
+    """The figures of the phase so far, as the periodic progress line shows them."""
+    fig = figures(m, phase=phase)
+    has_direct = any(key.target == TARGET_UPSTREAM for key in m.hist)
+    parts = [
+        f"phase {phase}: {plural(fig['requests'], 'request')}",
+        f"hit ratio {_fmt(fig['hit_ratio'], True)}",
+        f"{availability_label(has_direct)} {_fmt(fig['availability'], True)}",
+    ]
+    if throttled(fig):
+        parts.append(f"throttled (429) {throttled(fig)}")
+    if upstream is not None:
+        parts.append(f"upstream requests {upstream}")
+    return ", ".join(parts)
+
+
 def _fmt(value: Any, pct: bool = False) -> str:
     if value is None:
         return "-"
@@ -375,7 +409,7 @@ def render_text(summary: Mapping[str, Any]) -> str:
         f"users {summary.get('users') or '-'}  workers {summary.get('workers') or 0}",
         f"requests {summary['requests']} ({summary['throughput_rps']} req/s)  failures {summary['failures']}  "
         f"hit ratio {_fmt(summary['hit_ratio'], True)}  cache-served {_fmt(summary['cache_served_ratio'], True)}  "
-        f"availability {_fmt(summary['availability'], True)}",
+        f"{availability_label(bool(summary.get('targets')))} {_fmt(summary['availability'], True)}",
     ]
     upstream = summary.get("upstream_requests")
     if upstream is not None:
@@ -401,6 +435,11 @@ def render_text(summary: Mapping[str, Any]) -> str:
         lines.append(
             f"errors {errors['total']}: {by_status} timeout:{errors['timeout']} "
             f"connection:{errors['connection']} other:{errors['other']}"
+        )
+    if throttled(summary):
+        lines.append(
+            f"throttled (429) {throttled(summary)}: refused because every execution environment stayed busy; "
+            "not counted as available"
         )
     if len(summary["phases"]) > 1 or summary.get("groups"):
         lines.append(

@@ -18,6 +18,7 @@ from cachelab.commands.load import LoadRun, run_scenario
 from cachelab.commands.up import add_stack_arguments
 from cachelab.processes import PortInUseError
 from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError, needed_extras
+from loadtests.summary import throttled
 from loadtests.workload import parse_duration
 
 PHASE_SHARES = (("warmup", 0.45), ("outage", 0.30), ("recovery", 0.25))
@@ -150,12 +151,19 @@ def render_demo_summary(summary: Mapping[str, Any]) -> str:
         f"hit ratio, whole run                {_pct(proxy['hit_ratio'])}   served from cache (HIT + STALE) {_pct(proxy['cache_served_ratio'])}",
         f"upstream requests saved             {saved:,} of {answered:,} proxy answers ({_pct(saved / answered if answered else None)})",
         f"availability during the outage      cached keys {_pct(cached.get('availability'))}, "
-        f"all proxy requests {_pct(outage.get('targets', {}).get('proxy', outage).get('availability'))}",
-        f"availability over the whole run     proxy {_pct(proxy['availability'])}"
+        f"all proxy requests {_pct(outage.get('availability'))}",
+        f"availability over the whole run     proxy {_pct(summary['availability'])}"
         + (f", direct upstream calls {_pct(direct['availability'])}" if direct is not None else ""),
     ]
     per_phase = "  ".join(f"{name} {_pct(phase['hit_ratio'])}" for name, phase in phases.items())
     lines.append(f"hit ratio per phase                 {per_phase}")
+    if throttled(summary):
+        lines.append(f"throttled (429)                     {throttled(summary):,} requests (not available)")
+    lines += [
+        "",
+        "availability: the share of proxy requests answered without a 5xx, a 429 throttle or a transport error,",
+        "as in the progress lines, charts/outage_timeline.png and summary.json (direct calls have their own figure).",
+    ]
     return "\n".join(lines)
 
 
