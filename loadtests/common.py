@@ -27,6 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -283,6 +284,8 @@ class StubAdmin:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
+                if resp.headers.get("X-Cache"):  # the gateway, not the stub: its answers would be the proxy's
+                    raise StubAdminError(f"{self.base} answered through the proxy (X-Cache): it is not the stub")
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:300].decode("utf-8", "replace")
@@ -704,8 +707,10 @@ def install(scenario: Scenario) -> None:
         if isinstance(runner, WorkerRunner):
             return
         if runner is not None and environment.parsed_options is not None:
-            # The master's total user count reaches the workers with the spawn message (custom option).
+            # The master's total user count and this test's id reach the workers with the spawn message (custom
+            # options), so every process of a run requests the same run-scoped keys (see run_id).
             environment.parsed_options.cachelab_total_users = int(runner.target_user_count or 0)
+            environment.parsed_options.cachelab_run_id = uuid.uuid4().hex[:12]
         controller = Controller(environment, scenario)
         CONTROLLER[:] = [controller]
         controller.start()
@@ -790,6 +795,15 @@ def _on_drained_message(environment: Environment, msg: Any, **_kwargs: Any) -> N
 
 
 # ---------------------------------------------------------------------------------------------- users
+
+
+_LOCAL_RUN_ID = uuid.uuid4().hex[:12]  # library use without a master (run_single_user)
+
+
+def run_id(env: Environment) -> str:
+    """An id of this test, the same in every process of it: a scenario that needs a cache entry nothing else has
+    touched (stampede) puts it in its request's query, where it becomes part of the proxy's cache key."""
+    return str(getattr(options(env), "cachelab_run_id", "") or _LOCAL_RUN_ID)
 
 
 def total_users(env: Environment) -> int:

@@ -331,7 +331,45 @@ def build_summary(record: RunRecord) -> dict[str, Any]:
     compare = _compare(summary["targets"])
     if compare is not None:
         summary["compare"] = compare
+    summary["notes"] = [*record.notes, *scenario_notes(summary)]
     return summary
+
+
+def measured_nothing(summary: Mapping[str, Any]) -> str | None:
+    """Why a run measured nothing its scenario is for (None when it did): `cachelab load` exits 2 on it."""
+    stampede = summary.get("stampede") or {}
+    if stampede.get("hot_path_upstream_requests") == 0:
+        return (
+            f"the stub saw no request for the hot path {stampede['hot_path']} during the run, so there was no fill "
+            "to measure: the proxy at --host does not fetch from the stub at --stub-admin, or --hot-path is not "
+            "one of the stub's resources"
+        )
+    return None
+
+
+def scenario_notes(summary: Mapping[str, Any]) -> list[str]:
+    """What a run could not show from its own figures (they join `notes` and are printed under the table)."""
+    notes: list[str] = []
+    nothing = measured_nothing(summary)
+    if nothing is not None:
+        notes.append(nothing)
+    stampede = summary.get("stampede") or {}
+    if stampede.get("expiries") == 1:
+        notes.append(
+            "the hot entry never expired during the run: only the cold fill was measured, no refill; give "
+            "--hot-max-age S (seconds, shorter than the run) or run the proxy with a shorter CACHE_TTL_SECONDS"
+        )
+    phases = {phase["name"]: phase for phase in summary.get("phases", [])}
+    seen = phases.get("outage", {}).get("groups", {}).get("seen-key") or {}
+    untouched = seen.get("forwarded") == 0 and seen["by_cache_status"]["STALE"]["count"] == 0 if seen else False
+    if summary.get("scenario") == "outage" and seen.get("requests") and untouched:
+        notes.append(
+            "the outage was invisible to cached keys: no entry expired during it, so they answered HIT as if the "
+            "upstream were up (no STALE, no upstream request). Their freshness (CACHE_TTL_SECONDS, or the "
+            "upstream's max-age) outlasts the warm-up and the outage; to see stale-if-error at work, run the "
+            "proxy with a shorter TTL, e.g. cachelab up --param CacheTtlSeconds=10"
+        )
+    return notes
 
 
 def thresholds_violated(
@@ -462,11 +500,13 @@ def render_text(summary: Mapping[str, Any]) -> str:
                 f"{_fmt(fig.get('upstream_requests')):>9}"
             )
     stampede = summary.get("stampede")
-    if stampede and stampede.get("expiries") is not None:
+    if stampede and stampede.get("expiries"):
         lines.append(
-            f"stampede on {stampede['hot_path']}: {stampede['expiries']} refills, upstream requests per refill "
-            f"{stampede['upstream_requests_per_expiry']} (max {stampede['max_upstream_requests_per_expiry']})"
+            f"stampede on {stampede['hot_path']}: 1 cold fill + {plural(stampede['expiries'] - 1, 'refill')}, "
+            f"upstream requests per fill {stampede['upstream_requests_per_expiry']} "
+            f"(max {stampede['max_upstream_requests_per_expiry']})"
         )
+    lines.extend(f"note: {note}" for note in summary.get("notes", []))
     return "\n".join(lines)
 
 

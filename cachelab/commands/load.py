@@ -27,7 +27,7 @@ from typing import IO, Any
 import loadtests
 from cachelab.cli import CliError
 from cachelab.processes import stop
-from loadtests.summary import render_text, thresholds_violated
+from loadtests.summary import measured_nothing, render_text, thresholds_violated
 from loadtests.workload import parse_duration
 
 # Scenario name -> locustfile module in the loadtests package.
@@ -84,6 +84,32 @@ def probe(url: str, what: str) -> None:
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise CliError(f"cannot reach the {what} at {url}: {reason}") from None
+
+
+def check_stub_admin(base: str) -> None:
+    """--stub-admin must be the stub itself: its /__admin/stats answers a stats object, and not through a cache
+    (through the gateway the proxy would forward, and count, the admin calls as upstream traffic)."""
+    url = base + "/__admin/stats"
+    what = "stub admin API (--stub-admin)"
+    try:
+        with urllib.request.urlopen(url, timeout=_PROBE_TIMEOUT) as resp:  # noqa: S310 - scheme checked
+            headers, body = resp.headers, resp.read(100_000)
+    except urllib.error.HTTPError as exc:
+        raise CliError(f"the {what} at {base} is not the stub: GET {url} answered {exc.code}") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CliError(f"cannot reach the {what} at {url}: {reason}") from None
+    if headers.get("X-Cache") or headers.get("Cache-Status"):
+        raise CliError(
+            f"--stub-admin {base} answered through the proxy (X-Cache: {headers.get('X-Cache')}): that is the "
+            "gateway, not the stub; give the stub's own URL (cachelab up prints it, e.g. http://127.0.0.1:8081)"
+        )
+    try:
+        stats = json.loads(body)
+    except ValueError:
+        stats = None
+    if not isinstance(stats, dict) or not isinstance(stats.get("requests"), int):
+        raise CliError(f"the {what} at {base} is not the stub: GET {url} did not answer the stub's stats object")
 
 
 def locust_argv(run: LoadRun) -> list[str]:
@@ -360,7 +386,7 @@ def run(args: argparse.Namespace) -> int:
         _check_url("--upstream", args.upstream)
     probe(host + "/", "target (--host)")
     if stub_admin:
-        probe(stub_admin + "/__admin/stats", "stub admin API (--stub-admin)")
+        check_stub_admin(stub_admin)
     out = args.out if args.out is not None else _default_out(args.scenario)
     load = LoadRun(
         scenario=args.scenario,
@@ -381,6 +407,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render_text(summary))
         print(f"results: {out}/ (summary.json, measurements.json, locust_*.csv, report.html, locust.log)")
+    nothing = measured_nothing(summary)
+    if nothing is not None:
+        raise CliError(f"the {args.scenario} run measured nothing: {nothing}")
     problems = thresholds_violated(
         summary,
         min_hit_ratio=args.fail_below_hit_ratio,
