@@ -2,6 +2,7 @@
 
 Used by `cachelab up` (until Ctrl-C) and `cachelab demo` (for one experiment). Every process runs in its own process
 group on a loopback port, logs to `<workdir>/<name>.log`, and is stopped (SIGTERM, then SIGKILL) in reverse order.
+A given workdir is kept (up and demo keep their logs for the user); without one, a temporary folder is removed.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class StackConfig:
     gateway_args: tuple[str, ...] = ()  # more `cachelab gateway` flags, e.g. ("--throttle-wait", "30")
     concurrency: int | None = None
     warm: int | None = None  # gateway environments started before it listens (no cold starts in measurements)
-    workdir: Path | None = None
+    workdir: Path | None = None  # the services' logs, kept; None: a temporary folder, removed at stop
 
 
 @dataclass

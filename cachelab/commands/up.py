@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import tempfile
 import threading
+import time
+from pathlib import Path
 from types import FrameType
 
 from cachelab.cli import CliError
@@ -31,6 +35,11 @@ def add_stack_arguments(parser: argparse.ArgumentParser, *, locust: bool = True)
     parser.add_argument("--concurrency", type=int, default=None, help="gateway execution environments")
 
 
+def default_logs() -> Path:
+    """Where `cachelab up` keeps the services' logs when --logs is not given (never deleted by cachelab)."""
+    return Path(tempfile.gettempdir()) / f"cachelab-up-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
 def config_from_args(args: argparse.Namespace) -> StackConfig:
     return StackConfig(
         redis_port=args.redis_port,
@@ -41,6 +50,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         stub_args=tuple(args.stub_arg) if args.stub_arg is not None else DEFAULT_STUB_ARGS,
         gateway_params=tuple(args.param),
         concurrency=args.concurrency,
+        workdir=getattr(args, "logs", None) or default_logs(),
     )
 
 
@@ -53,6 +63,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "aimed at the gateway. Waits for each to be healthy, prints the URLs, and stops everything on Ctrl-C.",
     )
     add_stack_arguments(parser)
+    parser.add_argument(
+        "--logs", type=Path, default=None, metavar="DIR",
+        help="folder for the services' logs, kept after exit (default: a new cachelab-up-<time> folder in the "
+        "temp directory, printed at start and at exit)",
+    )  # fmt: skip
     parser.set_defaults(func=run, needs=lambda args: needed_extras(locust=not args.no_locust))
 
 
@@ -65,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         print("cachelab up: starting the native stack ...", flush=True)
+        config = config_from_args(args)
         try:
-            with Stack(config_from_args(args)) as stack:
+            with Stack(config) as stack:
                 print("\ncachelab is up:\n" + stack.describe() + "\n\nCtrl-C stops everything.", flush=True)
                 while not stop.wait(0.5):
                     for service in stack.services:
@@ -77,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 print("\ncachelab up: stopping ...", flush=True)
         except (StackError, PortInUseError) as exc:
             raise CliError(str(exc)) from None
-        print("cachelab up: stopped; every port is free again.", flush=True)
+        print(f"cachelab up: stopped; every port is free again. The logs stay in {config.workdir}/", flush=True)
         return 0
     finally:
         for sig, handler in previous.items():
