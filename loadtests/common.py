@@ -729,18 +729,26 @@ def install(scenario: Scenario) -> None:
 def _stop_cleanly_on_sigterm(environment: Environment) -> None:
     """A headless Locust with a load shape installs its own SIGTERM handler only after the shape has finished, so
     until then SIGTERM (from `timeout`, CI, `cachelab load`) would kill it on the spot: no fault lifted, no summary.
-    Quit the runner instead, as Ctrl-C does; Locust then writes its reports and the summary as usual."""
+    Quit the runner instead; Locust then writes its reports and the summary as usual. Ctrl-C (SIGINT, which
+    `cachelab load` passes on) takes the same way, and each says which it was."""
 
-    def terminate() -> None:
-        log.warning("cachelab: SIGTERM, stopping the run")
-        runner = environment.runner
-        if runner is not None:
-            gevent.spawn(runner.quit)
+    def stopper(why: str) -> Callable[[], None]:
+        def stop_run() -> None:
+            log.warning("cachelab: %s, stopping the run (the summary covers what ran so far)", why)
+            runner = environment.runner
+            if runner is not None:
+                gevent.spawn(runner.quit)
 
-    handler = gevent.signal_handler(signal.SIGTERM, terminate)
+        return stop_run
 
-    def cancel(**_kwargs: Any) -> None:  # Locust's own handler takes over once the run has stopped
-        handler.cancel()
+    handlers = [
+        gevent.signal_handler(signal.SIGTERM, stopper("SIGTERM")),
+        gevent.signal_handler(signal.SIGINT, stopper("interrupted (Ctrl-C)")),
+    ]
+
+    def cancel(**_kwargs: Any) -> None:  # Locust's own handlers take over once the run has stopped
+        for handler in handlers:
+            handler.cancel()
 
     on(events.test_stop)(cancel)
 

@@ -366,8 +366,8 @@ def scenario_notes(summary: Mapping[str, Any]) -> list[str]:
         notes.append(
             "the outage was invisible to cached keys: no entry expired during it, so they answered HIT as if the "
             "upstream were up (no STALE, no upstream request). Their freshness (CACHE_TTL_SECONDS, or the "
-            "upstream's max-age) outlasts the warm-up and the outage; to see stale-if-error at work, run the "
-            "proxy with a shorter TTL, e.g. cachelab up --param CacheTtlSeconds=10"
+            "upstream's max-age) outlasts the warm-up and the outage; to see stale-if-error at work, give the "
+            "proxy a shorter TTL (cachelab up --param CacheTtlSeconds=10, cachelab demo --ttl 5) or a longer outage"
         )
     return notes
 

@@ -8,13 +8,14 @@ results/<timestamp>/ (summary.json, Locust CSV and HTML, PNG charts) and tears t
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cachelab.cli import CliError
-from cachelab.commands.load import LoadRun, run_scenario
+from cachelab.commands.load import LoadRun, Terminated, partial_results, raise_terminated, run_scenario, tidy
 from cachelab.commands.up import add_stack_arguments
 from cachelab.processes import PortInUseError
 from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError, needed_extras
@@ -67,9 +68,12 @@ def run(args: argparse.Namespace) -> int:
         # One execution environment per user, so cache hits never queue behind slow misses.
         concurrency=args.concurrency or args.users,
         warm=args.concurrency or args.users,
+        workdir=out / "logs",  # kept with the results: a service that failed to start is explained there
     )
     print("cachelab demo: caching a slow, flaky API from Lambda, measured.\n")
     print("Step 1/3: starting the native stack (no Docker)")
+    measuring = False
+    previous = signal.signal(signal.SIGTERM, raise_terminated)  # SIGTERM stops the demo as cleanly as Ctrl-C
     try:
         with Stack(config) as stack:
             print(
@@ -98,14 +102,23 @@ def run(args: argparse.Namespace) -> int:
                     "--direct-share": str(args.direct_share),
                 },
             )
-            summary = run_scenario(load, show=lambda line: print("  " + line, flush=True))
+            measuring = True
+            summary = run_scenario(load, show=lambda line: print("  " + tidy(line), flush=True))
     except (StackError, PortInUseError) as exc:
         raise CliError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        what = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+        written = partial_results(out) if measuring else "nothing was measured yet"
+        print(f"\ncachelab demo: {what}; the stack is stopped (logs: {out / 'logs'}/); {written}", flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print("\nStep 3/3: the stack is stopped. Summary:\n")
     print(render_demo_summary(summary))
     charts = write_charts(out)
     print(
-        f"\nresults: {out}/ (summary.json, Locust CSV history, report.html{', ' + ', '.join(charts) if charts else ''})"
+        f"\nresults: {out}/ (summary.json, Locust CSV history, report.html"
+        f"{', ' + ', '.join(charts) if charts else ''}, logs/)"
     )
     return 0
 
@@ -164,6 +177,7 @@ def render_demo_summary(summary: Mapping[str, Any]) -> str:
         "availability: the share of proxy requests answered without a 5xx, a 429 throttle or a transport error,",
         "as in the progress lines, charts/outage_timeline.png and summary.json (direct calls have their own figure).",
     ]
+    lines.extend(f"note: {note}" for note in summary.get("notes", []))
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ table and applies the --fail-* thresholds (exit status 1 when one is missed, for
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -27,7 +28,7 @@ from typing import IO, Any
 import loadtests
 from cachelab.cli import CliError
 from cachelab.processes import stop
-from loadtests.summary import measured_nothing, render_text, thresholds_violated
+from loadtests.summary import measured_nothing, plural, render_text, thresholds_violated
 from loadtests.workload import parse_duration
 
 # Scenario name -> locustfile module in the loadtests package.
@@ -44,6 +45,9 @@ _PROBE_TIMEOUT = 5.0
 # Time past the planned duration before the run is considered hung: start-up, the drain (bounded by the request
 # timeout), Locust's shutdown and report writing.
 _GRACE_SECONDS = 60.0
+# After Ctrl-C: time Locust gets to stop its users, lift the faults and write its files.
+_INTERRUPT_GRACE_SECONDS = 20.0
+_RESULT_FILES = ("summary.json", "measurements.json", "report.html", "locust_stats.csv", "locust.log")
 
 
 def locustfile(scenario: str) -> Path:
@@ -173,7 +177,7 @@ def run_scenario(run: LoadRun, *, show: Callable[[str], None] | None = None) -> 
     previous = None
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (e.g. from `timeout` or a CI runner) stops Locust cleanly too, like Ctrl-C.
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return _run_locust(run, argv, env, show)
     finally:
@@ -181,8 +185,37 @@ def run_scenario(run: LoadRun, *, show: Callable[[str], None] | None = None) -> 
             signal.signal(signal.SIGTERM, previous)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (the run stops and keeps what it measured), but named as what it was."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    """A SIGTERM handler: stop the way Ctrl-C does (see Terminated)."""
+    raise Terminated
+
+
+def _stop_interrupted(proc: subprocess.Popen[bytes], exc: KeyboardInterrupt) -> None:
+    """Pass the interruption on to Locust (SIGINT for Ctrl-C, SIGTERM for SIGTERM), so the locustfile lifts its faults
+    and writes the summary of what ran, and says which it was; then stop whatever is left. A second Ctrl-C stops
+    at once."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired, KeyboardInterrupt):
+        proc.wait(timeout=_INTERRUPT_GRACE_SECONDS)
+    stop(proc)
+
+
+def partial_results(out: Path) -> str:
+    """What an interrupted run left in `out`, in words."""
+    summary_path = out / "summary.json"
+    if not summary_path.exists():
+        return f"no summary was written (Locust's log: {out / 'locust.log'})"
+    summary = json.loads(summary_path.read_text())
+    files = [name for name in _RESULT_FILES if (out / name).exists()]
+    return (
+        f"partial results of the first {summary['duration_s']:.0f} s ({plural(summary['requests'], 'request')}) "
+        f"in {out}/: {', '.join(files)}"
+    )
 
 
 def _run_locust(
@@ -211,6 +244,9 @@ def _run_locust(
             raise CliError(
                 f"Locust did not finish within {seconds + _GRACE_SECONDS:.0f} s; stopped it (log: {log_path})"
             ) from None
+        except KeyboardInterrupt as exc:
+            _stop_interrupted(proc, exc)
+            raise
         except BaseException:
             stop(proc)
             raise
@@ -401,7 +437,12 @@ def run(args: argparse.Namespace) -> int:
         locust_args=list(args.locust_arg),
     )
     show = None if args.quiet or args.json else _show_line
-    summary = run_scenario(load, show=show)
+    try:
+        summary = run_scenario(load, show=show)
+    except KeyboardInterrupt as exc:
+        what = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+        print(f"cachelab load: {what}; {partial_results(out)}", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -422,10 +463,15 @@ def run(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _show_line(line: str) -> None:
-    # "[2026-01-01 10:00:00,123] host/INFO/cachelab.loadtests: message" -> "10:00:00 message"
+def tidy(line: str) -> str:
+    """A Locust log line as a progress line: "[2026-01-01 10:00:00,123] host/INFO/cachelab.loadtests: message" ->
+    "10:00:00 message" (other levels keep their name: "10:00:00 WARNING: message")."""
     match = re.match(r"^\[\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d),\d+\] [^/]*/(\w+)/[\w.]+: (.*)$", line)
     if match:
         level = "" if match.group(2) == "INFO" else f"{match.group(2)}: "
         line = f"{match.group(1)} {level}{match.group(3)}"
-    print(line, file=sys.stderr, flush=True)
+    return line
+
+
+def _show_line(line: str) -> None:
+    print(tidy(line), file=sys.stderr, flush=True)
