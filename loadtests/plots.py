@@ -250,6 +250,12 @@ def _figure(rows: int = 1, cols: int = 1, *, width: float = 9.0, height: float =
     return fig, [ax for row in axes for ax in row]
 
 
+def _legend_below(ax: Axes) -> None:
+    """The legend under the plot area, never over a curve (an outage's trough is where a legend inside would go)."""
+    count = len(ax.get_legend_handles_labels()[1])
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=min(3, max(1, count)), fontsize=8, frameon=False)
+
+
 def _shade_phases(ax: Axes, summary: Mapping[str, Any]) -> None:
     phases = summary.get("phases", [])
     if len(phases) < 2:
@@ -305,7 +311,7 @@ def hit_ratio_figure(runs: Sequence[RunData], *, predicted: Curves | None = None
     ax.set_ylabel("share of proxy answers")
     ax.set_title("hit ratio over time")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    _legend_below(ax)
     return fig
 
 
@@ -359,7 +365,7 @@ def outage_timeline_figure(run: RunData) -> Figure:
     ax.set_ylabel("share of proxy requests")
     ax.set_title(f"outage timeline: {run.label}")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    _legend_below(ax)
     table = phase_table(summary)
     metrics = (
         ("availability", "#264653", AVAILABILITY_LABEL),

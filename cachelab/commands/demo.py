@@ -19,7 +19,7 @@ from cachelab.commands.load import LoadRun, Terminated, partial_results, raise_t
 from cachelab.commands.up import add_stack_arguments
 from cachelab.processes import PortInUseError
 from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError, needed_extras
-from loadtests.summary import throttled
+from loadtests.summary import plural, throttled
 from loadtests.workload import parse_duration
 
 PHASE_SHARES = (("warmup", 0.45), ("outage", 0.30), ("recovery", 0.25))
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with Stack(config) as stack:
             print(
-                f"\nStep 2/3: {total:.0f} s of Locust traffic through the proxy ({args.users} users, "
+                f"\nStep 2/3: {total:.0f} s of Locust traffic through the proxy ({plural(args.users, 'user')}, "
                 f"~{args.rate:.0f} req/s, {args.keys} Zipf keys, s={args.zipf_s}, TTL {args.ttl:g} s), "
                 f"{args.direct_share:.0%} sent straight to the upstream for comparison:"
             )
@@ -171,7 +171,7 @@ def render_demo_summary(summary: Mapping[str, Any]) -> str:
     per_phase = "  ".join(f"{name} {_pct(phase['hit_ratio'])}" for name, phase in phases.items())
     lines.append(f"hit ratio per phase                 {per_phase}")
     if throttled(summary):
-        lines.append(f"throttled (429)                     {throttled(summary):,} requests (not available)")
+        lines.append(f"throttled (429)                     {plural(throttled(summary), 'request')} (not available)")
     lines += [
         "",
         "availability: the share of proxy requests answered without a 5xx, a 429 throttle or a transport error,",

@@ -94,7 +94,8 @@ def purge_native(args: argparse.Namespace, invalidation: Invalidation) -> int:
         print(f"skipped {target}: not a valid request target")
     kind = "prefix" if invalidation.prefixes else "path"
     targets = ", ".join(invalidation.prefixes or invalidation.paths)
-    print(f"purged {result.purged} cached entries ({kind}: {targets}) in {_redacted(url)}")
+    entries = "entry" if result.purged == 1 else "entries"
+    print(f"purged {result.purged} cached {entries} ({kind}: {targets}) in {_redacted(url)}")
     return 0
 
 
