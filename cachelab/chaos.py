@@ -30,6 +30,7 @@ from cachelab import processes
 from cachelab.commands.load import LoadRun, run_scenario
 from cachelab.processes import LOOPBACK
 from cachelab.stack import Service, Stack, StackConfig
+from loadtests.summary import percent
 
 FAULTS_PATH = "/__admin/faults"
 _ADMIN_TIMEOUT = 5.0
@@ -502,8 +503,7 @@ def figures(fault: Fault, summary: Mapping[str, Any], baseline: Mapping[str, Any
     )
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
+_pct = percent
 
 
 def _ms(value: float | None) -> str:

@@ -210,13 +210,13 @@ class Stack:
         )
 
     def describe(self) -> str:
-        lines = [f"  {'Redis':<14} {self.redis_url}" + ("  (embedded fakeredis)" if self.fake_redis else ""),
-                 f"  {'stub API':<14} {self.stub_url}   control page {self.stub_url}/__admin/",
-                 f"  {'proxy (gateway)':<14} {self.gateway_url}   try: curl -i {self.gateway_url}/items/1"]  # fmt: skip
+        rows = [("Redis", self.redis_url + ("  (embedded fakeredis)" if self.fake_redis else "")),
+                ("stub API", f"{self.stub_url}   control page {self.stub_url}/__admin/"),
+                ("proxy (gateway)", f"{self.gateway_url}   try: curl -i {self.gateway_url}/items/1")]  # fmt: skip
         if self.locust_url:
-            lines.append(f"  {'Locust web UI':<14} {self.locust_url}")
-        lines.append(f"  logs           {self.workdir}")
-        return "\n".join(lines)
+            rows.append(("Locust web UI", self.locust_url))
+        rows.append(("logs", str(self.workdir)))
+        return "\n".join(f"  {name:<16} {value}" for name, value in rows)
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from loadtests.analysis import CACHE_STATUSES, TARGET_PROXY, TARGET_UPSTREAM, Histogram, is_answered
 from loadtests.model import MonthlyCost
-from loadtests.summary import RunRecord, load_record
+from loadtests.summary import RunRecord, load_record, percent
 
 DIRECT = "direct upstream"
 COLORS: dict[str, str] = {
@@ -554,8 +554,7 @@ def write_charts(results_dir: Path | str, out_dir: Path | str | None = None, *, 
 # ---------------------------------------------------------------------------------------------- text
 
 
-def pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
+pct = percent
 
 
 def phase_table_text(summary: Mapping[str, Any]) -> str:

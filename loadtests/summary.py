@@ -430,11 +430,23 @@ def progress_line(m: Measurements, phase: str, upstream: int | None) -> str:
     return ", ".join(parts)
 
 
+def percent(value: float | None) -> str:
+    """A ratio as a percentage with one decimal, "-" for None. A ratio short of 1 never reads 100.0% (nor one
+    above 0 as 0.0%): more decimals are shown until it does not, so 8 throttles in 46,198 requests read 99.98%."""
+    if value is None:
+        return "-"
+    for digits in (1, 2, 3):
+        text = f"{value * 100:.{digits}f}"
+        if not ((0 < value < 0.5 and float(text) == 0) or (0.5 < value < 1 and float(text) == 100)):
+            return text + "%"
+    return (">99.999%" if value > 0.5 else "<0.001%") if 0 < value < 1 else f"{value * 100:.1f}%"
+
+
 def _fmt(value: Any, pct: bool = False) -> str:
     if value is None:
         return "-"
     if pct:
-        return f"{float(value) * 100:.1f}%"
+        return percent(float(value))
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)

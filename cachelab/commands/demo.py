@@ -19,7 +19,7 @@ from cachelab.commands.load import LoadRun, Terminated, partial_results, raise_t
 from cachelab.commands.up import add_stack_arguments
 from cachelab.processes import PortInUseError
 from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError, needed_extras
-from loadtests.summary import plural, throttled
+from loadtests.summary import percent, plural, throttled
 from loadtests.workload import parse_duration
 
 PHASE_SHARES = (("warmup", 0.45), ("outage", 0.30), ("recovery", 0.25))
@@ -127,8 +127,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
+_pct = percent
 
 
 def render_demo_summary(summary: Mapping[str, Any]) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 from cachelab.commands.demo import render_demo_summary
 from loadtests import plots
 from loadtests.analysis import NONE, OK, TARGET_PROXY, TARGET_UPSTREAM, Measurements, Sample, SampleKey, figures
-from loadtests.summary import PhaseMark, RunRecord, build_summary, plural, progress_line, render_text
+from loadtests.summary import PhaseMark, RunRecord, build_summary, percent, plural, progress_line, render_text
 
 T0 = 1_700_000_000.0
 
@@ -107,3 +107,13 @@ def test_plural() -> None:
     assert plural(0, "request") == "0 requests"
     assert plural(1, "entry", "entries") == "1 entry"
     assert plural(2, "entry", "entries") == "2 entries"
+
+
+def test_a_few_throttles_never_read_as_100_percent() -> None:
+    assert percent(46190 / 46198) == "99.98%"  # 8 throttles in a steady run
+    assert percent(1 - 1e-9) == ">99.999%"
+    assert percent(1.0) == "100.0%"
+    assert percent(0.987) == "98.7%"
+    assert percent(1e-4) == "0.01%"
+    assert percent(0.0) == "0.0%"
+    assert percent(None) == "-"
