@@ -4,60 +4,31 @@ written is named."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import IO
 
 import pytest
 
 from cachelab import processes
 from tests.loadtests.conftest import Stack
+from tests.support.commands import cachelab_session
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow]
 
 
-def read_until(stream: IO[str], marker: str, timeout: float, lines: list[str]) -> None:
-    """Collect lines of `stream` until one contains `marker` (bounded in time)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = stream.readline()
-        if not line:
-            break
-        lines.append(line)
-        if marker in line:
-            return
-    raise AssertionError(f"no {marker!r} within {timeout} s:\n" + "".join(lines))
-
-
-def ctrl_c(proc: subprocess.Popen[str]) -> str:
-    """What a terminal's Ctrl-C does (SIGINT to the foreground process group); the rest of the output."""
-    os.killpg(proc.pid, signal.SIGINT)
-    rest, _ = proc.communicate(timeout=60)
-    return rest
-
-
 def test_ctrl_c_during_a_load_run_is_an_interruption_with_partial_results(stack: Stack, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "cachelab", "load", "outage", "--host", stack.gateway_url, "--stub-admin",
-            stack.stub_url, "--users", "3", "--duration", "40s", "--phases", "warmup=2s,outage=30s,recovery=8s",
-            "--out", str(out)]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    assert proc.stdout is not None
-    lines: list[str] = []
-    try:
-        read_until(proc.stdout, "phase outage at", 30, lines)
+    with cachelab_session("load", "outage", "--host", stack.gateway_url, "--stub-admin", stack.stub_url,
+                          "--users", "3", "--duration", "40s", "--phases", "warmup=2s,outage=30s,recovery=8s",
+                          "--out", str(out)) as session:  # fmt: skip
+        session.read_until("phase outage at", 30)
         deadline = time.monotonic() + 10  # the fault starts right after the phase's label
         while stack.admin("GET", "/__admin/faults")["mode"] != "error" and time.monotonic() < deadline:
             time.sleep(0.1)
         assert stack.admin("GET", "/__admin/faults")["mode"] == "error"
-        output = "".join(lines) + ctrl_c(proc)
-    finally:
-        processes.stop(proc)  # type: ignore[arg-type]
+        output = session.ctrl_c()
+        proc = session.proc
     assert proc.returncode == 130, output
     assert "interrupted (Ctrl-C), stopping the run" in output
     assert "SIGTERM" not in output
@@ -75,17 +46,12 @@ def test_ctrl_c_during_a_load_run_is_an_interruption_with_partial_results(stack:
 def test_ctrl_c_during_the_demo_stops_the_stack_and_names_the_partial_results(tmp_path: Path) -> None:
     ports = processes.free_ports(3)
     out = tmp_path / "demo"
-    argv = [sys.executable, "-m", "cachelab", "demo", "--duration", "60s", "--users", "4", "--rate", "40",
-            "--redis-port", str(ports[0]), "--stub-port", str(ports[1]), "--gateway-port", str(ports[2]),
-            "--out", str(out)]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    assert proc.stdout is not None
-    lines: list[str] = []
-    try:
-        read_until(proc.stdout, "phase outage at", 90, lines)
-        output = "".join(lines) + ctrl_c(proc)
-    finally:
-        processes.stop(proc)  # type: ignore[arg-type]
+    with cachelab_session("demo", "--duration", "60s", "--users", "4", "--rate", "40", "--redis-port", str(ports[0]),
+                          "--stub-port", str(ports[1]), "--gateway-port", str(ports[2]),
+                          "--out", str(out)) as session:  # fmt: skip
+        session.read_until("phase outage at", 90)
+        output = session.ctrl_c()
+        proc = session.proc
     assert proc.returncode == 130, output
     progress = [line for line in output.splitlines() if "cachelab outage:" in line]
     assert progress, output
