@@ -503,9 +503,6 @@ def figures(fault: Fault, summary: Mapping[str, Any], baseline: Mapping[str, Any
     )
 
 
-_pct = percent
-
-
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
@@ -530,8 +527,8 @@ def table(rows: Sequence[Figures], plan: Plan | None = None) -> str:
             recovered = "-"
         served = " ".join(f"{k} {v}" for k, v in sorted(r.by_cache_status.items()))
         lines.append(
-            f"| {r.description} | {r.requests} | {r.fault_requests} | {r.errors_5xx} | {_pct(r.cached_availability)} "
-            f"| {_pct(r.uncached_availability)} | {_ms(r.p99_ms)} ({_ms(r.baseline_p99_ms)}) "
+            f"| {r.description} | {r.requests} | {r.fault_requests} | {r.errors_5xx} | {percent(r.cached_availability)} "
+            f"| {percent(r.uncached_availability)} | {_ms(r.p99_ms)} ({_ms(r.baseline_p99_ms)}) "
             f"| {'-' if r.added_p99_ms is None else f'{r.added_p99_ms:+.0f}'} | {recovered} | {served} |"
         )
     return "\n".join(lines)

@@ -554,16 +554,13 @@ def write_charts(results_dir: Path | str, out_dir: Path | str | None = None, *, 
 # ---------------------------------------------------------------------------------------------- text
 
 
-pct = percent
-
-
 def phase_table_text(summary: Mapping[str, Any]) -> str:
     """The per-phase figures as a small table."""
     lines = [f"{'phase':<10}{'requests':>9}{'avail':>9}{'served':>9}{'hit':>9}{'STALE':>9}{'upstream':>9}"]
     for row in phase_table(summary):
         lines.append(
-            f"{row['phase']:<10}{row['requests']:>9}{pct(row['availability']):>9}"
-            f"{pct(row['cache_served_ratio']):>9}{pct(row['hit_ratio']):>9}{pct(row['stale_share']):>9}"
+            f"{row['phase']:<10}{row['requests']:>9}{percent(row['availability']):>9}"
+            f"{percent(row['cache_served_ratio']):>9}{percent(row['hit_ratio']):>9}{percent(row['stale_share']):>9}"
             f"{row['upstream_requests'] or '-':>9}"
         )
     return "\n".join(lines)
@@ -575,5 +572,5 @@ def savings_text(run: RunData) -> str:
     direct = f"; {s['direct_requests']} direct calls not counted" if s["direct_requests"] else ""
     return (
         f"{run.name}: {s['proxy_requests']} proxy requests caused {s['upstream_requests']} upstream requests "
-        f"(counted by the {s['source']}): {s['saved']} saved ({pct(s['saved_share'])}){direct}"
+        f"(counted by the {s['source']}): {s['saved']} saved ({percent(s['saved_share'])}){direct}"
     )

@@ -127,9 +127,6 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
-_pct = percent
-
-
 def render_demo_summary(summary: Mapping[str, Any]) -> str:
     """The demo's table: what a newcomer wants to know, from summary.json."""
     proxy = summary["targets"].get("proxy", summary)
@@ -158,16 +155,16 @@ def render_demo_summary(summary: Mapping[str, Any]) -> str:
     steady_hits = sum(int(p["by_cache_status"]["HIT"]["count"]) for p in steady)
     lines += [
         "",
-        f"hit ratio, steady traffic           {_pct(steady_hits / steady_answered if steady_answered else None)}"
+        f"hit ratio, steady traffic           {percent(steady_hits / steady_answered if steady_answered else None)}"
         "   (HIT / answered in warm-up and recovery)",
-        f"hit ratio, whole run                {_pct(proxy['hit_ratio'])}   served from cache (HIT + STALE) {_pct(proxy['cache_served_ratio'])}",
-        f"upstream requests saved             {saved:,} of {answered:,} proxy answers ({_pct(saved / answered if answered else None)})",
-        f"availability during the outage      cached keys {_pct(cached.get('availability'))}, "
-        f"all proxy requests {_pct(outage.get('availability'))}",
-        f"availability over the whole run     proxy {_pct(summary['availability'])}"
-        + (f", direct upstream calls {_pct(direct['availability'])}" if direct is not None else ""),
+        f"hit ratio, whole run                {percent(proxy['hit_ratio'])}   served from cache (HIT + STALE) {percent(proxy['cache_served_ratio'])}",
+        f"upstream requests saved             {saved:,} of {answered:,} proxy answers ({percent(saved / answered if answered else None)})",
+        f"availability during the outage      cached keys {percent(cached.get('availability'))}, "
+        f"all proxy requests {percent(outage.get('availability'))}",
+        f"availability over the whole run     proxy {percent(summary['availability'])}"
+        + (f", direct upstream calls {percent(direct['availability'])}" if direct is not None else ""),
     ]
-    per_phase = "  ".join(f"{name} {_pct(phase['hit_ratio'])}" for name, phase in phases.items())
+    per_phase = "  ".join(f"{name} {percent(phase['hit_ratio'])}" for name, phase in phases.items())
     lines.append(f"hit ratio per phase                 {per_phase}")
     if throttled(summary):
         lines.append(f"throttled (429)                     {plural(throttled(summary), 'request')} (not available)")

@@ -210,7 +210,10 @@ def partial_results(out: Path) -> str:
     summary_path = out / "summary.json"
     if not summary_path.exists():
         return f"no summary was written (Locust's log: {out / 'locust.log'})"
-    summary = json.loads(summary_path.read_text())
+    try:
+        summary = json.loads(summary_path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"{summary_path} could not be read ({exc})"
     files = [name for name in _RESULT_FILES if (out / name).exists()]
     return (
         f"partial results of the first {summary['duration_s']:.0f} s ({plural(summary['requests'], 'request')}) "
