@@ -250,10 +250,11 @@ def _figure(rows: int = 1, cols: int = 1, *, width: float = 9.0, height: float =
     return fig, [ax for row in axes for ax in row]
 
 
-def _legend_below(ax: Axes) -> None:
-    """The legend under the plot area, never over a curve (an outage's trough is where a legend inside would go)."""
+def _legend_below(ax: Axes, *, offset: float = 0.2) -> None:
+    """The legend under the plot area (`offset` below it, in axes heights: past the x label), never over a curve or
+    a bar's label (an outage's trough is where a legend inside would go)."""
     count = len(ax.get_legend_handles_labels()[1])
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=min(3, max(1, count)), fontsize=8, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -offset), ncols=min(3, max(1, count)), fontsize=8, frameon=False)
 
 
 def _shade_phases(ax: Axes, summary: Mapping[str, Any]) -> None:
@@ -383,7 +384,7 @@ def outage_timeline_figure(run: RunData) -> Figure:
     bars.set_ylim(0, 1.15)
     bars.set_ylabel("share of the phase's proxy requests")
     bars.set_title("per phase")
-    bars.legend(loc="upper right", fontsize=8, ncols=3)
+    _legend_below(bars, offset=0.1)
     return fig
 
 

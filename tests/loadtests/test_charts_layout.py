@@ -31,16 +31,18 @@ def outage_run() -> plots.RunData:
     return plots.RunData(Path("run"), build_summary(record))
 
 
-@pytest.mark.parametrize("make", [lambda run: plots.hit_ratio_figure([run]), plots.outage_timeline_figure])
-def test_the_legend_never_covers_the_plot_area(make: object) -> None:
+@pytest.mark.parametrize(
+    ("make", "panels"), [(lambda run: plots.hit_ratio_figure([run]), 1), (plots.outage_timeline_figure, 2)]
+)
+def test_the_legend_never_covers_the_plot_area(make: object, panels: int) -> None:
     run = outage_run()
     fig = make(run)  # type: ignore[operator]
     fig.draw_without_rendering()
-    ax = fig.axes[0]
-    legend = ax.get_legend()
-    assert legend is not None
-    area, box = ax.get_window_extent(), legend.get_window_extent()
-    assert not area.overlaps(box), (area, box)
-    assert box.y1 <= area.y0  # below the plot
-    fig_box = fig.bbox
-    assert fig_box.y0 <= box.y0  # and still inside the figure (the PNG shows it)
+    assert len(fig.axes) == panels
+    for ax in fig.axes:  # the curves, and the per-phase bars with their value labels
+        legend = ax.get_legend()
+        assert legend is not None
+        area, box = ax.get_window_extent(), legend.get_window_extent()
+        assert not area.overlaps(box), (area, box)
+        assert box.y1 <= area.y0  # below the plot
+        assert fig.bbox.y0 <= box.y0  # and still inside the figure (the PNG shows it)
