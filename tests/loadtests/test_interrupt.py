@@ -46,7 +46,7 @@ def test_ctrl_c_during_a_load_run_is_an_interruption_with_partial_results(stack:
 def test_ctrl_c_during_the_demo_stops_the_stack_and_names_the_partial_results(tmp_path: Path) -> None:
     ports = processes.free_ports(3)
     out = tmp_path / "demo"
-    with cachelab_session("demo", "--duration", "60s", "--users", "4", "--rate", "40", "--redis-port", str(ports[0]),
+    with cachelab_session("demo", "--duration", "40s", "--users", "4", "--rate", "40", "--redis-port", str(ports[0]),
                           "--stub-port", str(ports[1]), "--gateway-port", str(ports[2]),
                           "--out", str(out)) as session:  # fmt: skip
         session.read_until("phase outage at", 90)
