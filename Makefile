@@ -13,7 +13,9 @@ PYTEST_WORKERS ?= 3
 .PHONY: help venv demo test lint typecheck pytest bench tools clean
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ name[NR] = $$1; text[NR] = $$2; \
+		if (length($$1) > width) width = length($$1) } \
+		END { format = "  make %-" width "s  %s\n"; for (i = 1; i <= NR; i++) printf format, name[i], text[i] }'
 
 venv: $(STAMP) ## create or update .venv/ from pyproject.toml (with the dev extras)
 

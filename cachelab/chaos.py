@@ -30,6 +30,7 @@ from cachelab import processes
 from cachelab.commands.load import LoadRun, run_scenario
 from cachelab.processes import LOOPBACK
 from cachelab.stack import Service, Stack, StackConfig
+from loadtests.summary import percent
 
 FAULTS_PATH = "/__admin/faults"
 _ADMIN_TIMEOUT = 5.0
@@ -448,7 +449,7 @@ def _phase(summary: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 
 def _errors_5xx(figs: Mapping[str, Any]) -> int:
-    return sum(int(v) for v in figs["errors"]["by_status"].values())
+    return sum(int(v) for status, v in figs["errors"]["by_status"].items() if int(status) >= 500)
 
 
 def _group(phase: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
@@ -502,10 +503,6 @@ def figures(fault: Fault, summary: Mapping[str, Any], baseline: Mapping[str, Any
     )
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
@@ -530,8 +527,8 @@ def table(rows: Sequence[Figures], plan: Plan | None = None) -> str:
             recovered = "-"
         served = " ".join(f"{k} {v}" for k, v in sorted(r.by_cache_status.items()))
         lines.append(
-            f"| {r.description} | {r.requests} | {r.fault_requests} | {r.errors_5xx} | {_pct(r.cached_availability)} "
-            f"| {_pct(r.uncached_availability)} | {_ms(r.p99_ms)} ({_ms(r.baseline_p99_ms)}) "
+            f"| {r.description} | {r.requests} | {r.fault_requests} | {r.errors_5xx} | {percent(r.cached_availability)} "
+            f"| {percent(r.uncached_availability)} | {_ms(r.p99_ms)} ({_ms(r.baseline_p99_ms)}) "
             f"| {'-' if r.added_p99_ms is None else f'{r.added_p99_ms:+.0f}'} | {recovered} | {served} |"
         )
     return "\n".join(lines)

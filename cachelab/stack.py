@@ -2,6 +2,7 @@
 
 Used by `cachelab up` (until Ctrl-C) and `cachelab demo` (for one experiment). Every process runs in its own process
 group on a loopback port, logs to `<workdir>/<name>.log`, and is stopped (SIGTERM, then SIGKILL) in reverse order.
+A given workdir is kept (up and demo keep their logs for the user); without one, a temporary folder is removed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ FAKE_REDIS_WARNING = (
 )
 
 
+def needed_extras(*, locust: bool) -> tuple[str, ...]:
+    """The extras (cachelab.extras) a stack needs: the stub, the gateway (SAM CLI), Locust for the web UI or a run,
+    and the embedded Redis when redis-server is not installed."""
+    extras = ["stub", "sam", *(["load"] if locust else [])]
+    if processes.redis_server_path() is None:
+        extras.append("fakeredis")
+    return tuple(extras)
+
+
 class StackError(RuntimeError):
     """A service could not start; the message says which and where its log is."""
 
@@ -47,7 +57,7 @@ class StackConfig:
     gateway_args: tuple[str, ...] = ()  # more `cachelab gateway` flags, e.g. ("--throttle-wait", "30")
     concurrency: int | None = None
     warm: int | None = None  # gateway environments started before it listens (no cold starts in measurements)
-    workdir: Path | None = None
+    workdir: Path | None = None  # the services' logs, kept; None: a temporary folder, removed at stop
 
 
 @dataclass
@@ -200,13 +210,13 @@ class Stack:
         )
 
     def describe(self) -> str:
-        lines = [f"  {'Redis':<14} {self.redis_url}" + ("  (embedded fakeredis)" if self.fake_redis else ""),
-                 f"  {'stub API':<14} {self.stub_url}   control page {self.stub_url}/__admin/",
-                 f"  {'proxy (gateway)':<14} {self.gateway_url}   try: curl -i {self.gateway_url}/items/1"]  # fmt: skip
+        rows = [("Redis", self.redis_url + ("  (embedded fakeredis)" if self.fake_redis else "")),
+                ("stub API", f"{self.stub_url}   control page {self.stub_url}/__admin/"),
+                ("proxy (gateway)", f"{self.gateway_url}   try: curl -i {self.gateway_url}/items/1")]  # fmt: skip
         if self.locust_url:
-            lines.append(f"  {'Locust web UI':<14} {self.locust_url}")
-        lines.append(f"  logs           {self.workdir}")
-        return "\n".join(lines)
+            rows.append(("Locust web UI", self.locust_url))
+        rows.append(("logs", str(self.workdir)))
+        return "\n".join(f"  {name:<16} {value}" for name, value in rows)
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -26,6 +26,8 @@ NO_RESPONSE = "ERROR"
 OTHER = "OTHER"
 
 # Request outcomes. A 5xx is recorded as "http_<status>", a 4xx likewise; "ok" is any status below 400.
+# 429 Too Many Requests (API Gateway's, or the local gateway's, throttle): the request was refused, not answered.
+THROTTLED = 429
 OK = "ok"
 TIMEOUT = "timeout"
 CONNECTION = "connection"
@@ -86,11 +88,16 @@ def outcome_status(outcome: str) -> int | None:
 
 
 def is_available(outcome: str) -> bool:
-    """Answered without a 5xx and without a transport error (a 4xx is an answer)."""
+    """Answered without a 5xx, a 429 throttle or a transport error (any other 4xx is an answer)."""
     status = outcome_status(outcome)
     if status is not None:
-        return status < 500
+        return status < 500 and status != THROTTLED
     return outcome == OK
+
+
+def is_error_status(status: int) -> bool:
+    """A status counted in `errors.by_status`: a 5xx, or a 429 throttle."""
+    return status >= 500 or status == THROTTLED
 
 
 def is_failure(outcome: str) -> bool:
@@ -323,12 +330,14 @@ def figures(
 ) -> dict[str, Any]:
     """The headline figures of the samples of one phase / group / target (None: any).
 
-    Ratios are None when their denominator is zero; percentiles are None for an empty status.
+    Ratios are None when their denominator is zero; percentiles are None for an empty status. Availability is
+    the proxy's (direct upstream calls are a baseline, with their own figure under target="upstream").
     """
     keys = [k for k in m.hist if selects(k, phase, group, target)]
+    availability_target = TARGET_PROXY if target is None else target
     total = Histogram()
     by_cache: dict[str, Histogram] = {s: Histogram() for s in CACHE_STATUSES}
-    requests = failures = available = 0
+    requests = failures = availability_requests = available = 0
     proxy_answered = hits = stale = 0
     revalidations = forwarded = collapsed = 0
     errors_by_status: dict[str, int] = {}
@@ -341,10 +350,12 @@ def figures(
         by_cache.setdefault(key.cache, Histogram()).merge(hist)
         if is_failure(key.outcome):
             failures += n
-        if is_available(key.outcome):
-            available += n
+        if key.target == availability_target:
+            availability_requests += n
+            if is_available(key.outcome):
+                available += n
         status = outcome_status(key.outcome)
-        if status is not None and status >= 500:
+        if status is not None and is_error_status(status):
             errors_by_status[str(status)] = errors_by_status.get(str(status), 0) + n
         elif key.outcome in errors:
             errors[key.outcome] += n
@@ -376,7 +387,7 @@ def figures(
         "answered": proxy_answered,
         "hit_ratio": _ratio(hits, proxy_answered),
         "cache_served_ratio": _ratio(hits + stale, proxy_answered),
-        "availability": _ratio(available, requests),
+        "availability": _ratio(available, availability_requests),
         "by_cache_status": by_status_out,
         "latency": latency,
         "errors": {

@@ -27,6 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,11 +48,18 @@ from loadtests.analysis import (
     SampleKey,
     cache_status,
     classify_exception,
-    figures,
     http_outcome,
     parse_cache_status,
 )
-from loadtests.summary import PhaseMark, RunRecord, StubPoint, build_summary, render_text, write_outputs
+from loadtests.summary import (
+    PhaseMark,
+    RunRecord,
+    StubPoint,
+    build_summary,
+    progress_line,
+    render_text,
+    write_outputs,
+)
 from loadtests.workload import PhaseSpec, Zipf, next_boundary, parse_duration, phase_at
 
 log = logging.getLogger("cachelab.loadtests")
@@ -276,6 +284,8 @@ class StubAdmin:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
+                if resp.headers.get("X-Cache"):  # the gateway, not the stub: its answers would be the proxy's
+                    raise StubAdminError(f"{self.base} answered through the proxy (X-Cache): it is not the stub")
                 return json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:300].decode("utf-8", "replace")
@@ -465,20 +475,11 @@ class Controller:
     def _progress(self, interval: float) -> None:
         while True:
             gevent.sleep(interval)
-            fig = figures(PROC.recorder, phase=self.phase)
-            upstream = ""
+            upstream = None
             if self.record.stub_trace and self.record.upstream_start is not None:
-                upstream = f", upstream requests {self.record.stub_trace[-1].requests - self.record.upstream_start}"
-            log.info(
-                "cachelab %s: %.0f s, phase %s: %d requests, hit ratio %s, availability %s%s",
-                self.scenario.name,
-                self.elapsed(),
-                self.phase,
-                fig["requests"],
-                _pct(fig["hit_ratio"]),
-                _pct(fig["availability"]),
-                upstream,
-            )
+                upstream = self.record.stub_trace[-1].requests - self.record.upstream_start
+            line = progress_line(PROC.recorder, self.phase, upstream)
+            log.info("cachelab %s: %.0f s, %s", self.scenario.name, self.elapsed(), line)
 
     # -- lifecycle
     def start(self) -> None:
@@ -661,10 +662,6 @@ class Controller:
         return summary
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
 def _wait_in_flight(timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while PROC.in_flight > 0 and time.monotonic() < deadline:
@@ -710,8 +707,10 @@ def install(scenario: Scenario) -> None:
         if isinstance(runner, WorkerRunner):
             return
         if runner is not None and environment.parsed_options is not None:
-            # The master's total user count reaches the workers with the spawn message (custom option).
+            # The master's total user count and this test's id reach the workers with the spawn message (custom
+            # options), so every process of a run requests the same run-scoped keys (see run_id).
             environment.parsed_options.cachelab_total_users = int(runner.target_user_count or 0)
+            environment.parsed_options.cachelab_run_id = uuid.uuid4().hex[:12]
         controller = Controller(environment, scenario)
         CONTROLLER[:] = [controller]
         controller.start()
@@ -730,18 +729,26 @@ def install(scenario: Scenario) -> None:
 def _stop_cleanly_on_sigterm(environment: Environment) -> None:
     """A headless Locust with a load shape installs its own SIGTERM handler only after the shape has finished, so
     until then SIGTERM (from `timeout`, CI, `cachelab load`) would kill it on the spot: no fault lifted, no summary.
-    Quit the runner instead, as Ctrl-C does; Locust then writes its reports and the summary as usual."""
+    Quit the runner instead; Locust then writes its reports and the summary as usual. Ctrl-C (SIGINT, which
+    `cachelab load` passes on) takes the same way, and each says which it was."""
 
-    def terminate() -> None:
-        log.warning("cachelab: SIGTERM, stopping the run")
-        runner = environment.runner
-        if runner is not None:
-            gevent.spawn(runner.quit)
+    def stopper(why: str) -> Callable[[], None]:
+        def stop_run() -> None:
+            log.warning("cachelab: %s, stopping the run (the summary covers what ran so far)", why)
+            runner = environment.runner
+            if runner is not None:
+                gevent.spawn(runner.quit)
 
-    handler = gevent.signal_handler(signal.SIGTERM, terminate)
+        return stop_run
 
-    def cancel(**_kwargs: Any) -> None:  # Locust's own handler takes over once the run has stopped
-        handler.cancel()
+    handlers = [
+        gevent.signal_handler(signal.SIGTERM, stopper("SIGTERM")),
+        gevent.signal_handler(signal.SIGINT, stopper("interrupted (Ctrl-C)")),
+    ]
+
+    def cancel(**_kwargs: Any) -> None:  # Locust's own handlers take over once the run has stopped
+        for handler in handlers:
+            handler.cancel()
 
     on(events.test_stop)(cancel)
 
@@ -796,6 +803,15 @@ def _on_drained_message(environment: Environment, msg: Any, **_kwargs: Any) -> N
 
 
 # ---------------------------------------------------------------------------------------------- users
+
+
+_LOCAL_RUN_ID = uuid.uuid4().hex[:12]  # library use without a master (run_single_user)
+
+
+def run_id(env: Environment) -> str:
+    """An id of this test, the same in every process of it: a scenario that needs a cache entry nothing else has
+    touched (stampede) puts it in its request's query, where it becomes part of the proxy's cache key."""
+    return str(getattr(options(env), "cachelab_run_id", "") or _LOCAL_RUN_ID)
 
 
 def total_users(env: Environment) -> int:

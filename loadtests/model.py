@@ -322,7 +322,10 @@ class RunInputs:
 def run_inputs(summary: Mapping[str, Any], ttl_s: float) -> RunInputs:
     """Read a steady run's workload from its summary.json; the TTL comes from the proxy's configuration."""
     if summary.get("scenario") != "steady":
-        raise ValueError(f"the model predicts steady runs, not {summary.get('scenario')!r} ones")
+        raise ValueError(
+            f"the model predicts steady runs, not {summary.get('scenario')!r} ones: measure one with "
+            "`cachelab load steady` (a cachelab demo run is an outage run)"
+        )
     settings = summary.get("settings") or {}
     if "keys" not in settings or "zipf_s" not in settings:
         raise ValueError("summary.json has no settings.keys / settings.zipf_s: not a steady-style run")

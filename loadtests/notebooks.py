@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -111,12 +112,27 @@ def execute(
     try:
         client.execute(env={**os.environ, "MPLBACKEND": "Agg"})
     except CellExecutionError as exc:
-        raise NotebookError(f"{path}: a cell failed:\n{exc}") from None
+        raise NotebookError(cell_failure(path, nb, exc, out)) from None
     finally:
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             write(nb, out)
     return nb
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def cell_failure(path: Path, nb: NotebookNode, exc: CellExecutionError, out: Path | None) -> str:
+    """One plain line: which cell failed, and its exception (the coloured traceback stays in the executed copy)."""
+    failed = next(
+        (i for i, cell in enumerate(nb.cells) if any(o.get("output_type") == "error" for o in cell.get("outputs", []))),
+        None,
+    )
+    error = " ".join(_ANSI.sub("", f"{exc.ename}: {exc.evalue}").split())
+    where = f"cell {failed}" if failed is not None else "a cell"
+    copy = f" (traceback in the executed copy {out})" if out is not None else ""
+    return f"{path}: {where} failed: {error}{copy}"
 
 
 def stripped(nb: NotebookNode) -> NotebookNode:

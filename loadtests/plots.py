@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from loadtests.analysis import CACHE_STATUSES, TARGET_PROXY, TARGET_UPSTREAM, Histogram, is_answered
 from loadtests.model import MonthlyCost
-from loadtests.summary import RunRecord, load_record
+from loadtests.summary import RunRecord, load_record, percent
 
 DIRECT = "direct upstream"
 COLORS: dict[str, str] = {
@@ -48,6 +48,8 @@ PHASE_COLORS: dict[str, str] = {
 Curves = Mapping[str, Sequence[float]]  # label -> values
 Axs = list[Axes]
 CHART_NAMES = ("latency_cdf", "hit_ratio", "upstream_saved", "outage_timeline")
+# summary.json's `availability`: proxy requests answered without a 5xx, a 429 or a transport error.
+AVAILABILITY_LABEL = "availability (proxy requests)"
 
 
 class ResultsError(ValueError):
@@ -153,21 +155,24 @@ def timeline_series(summary: Mapping[str, Any], field_name: str) -> tuple[list[f
 
 
 def stale_share_series(summary: Mapping[str, Any]) -> tuple[list[float], list[float]]:
-    """(t_s, STALE answers / requests) per second."""
+    """(t_s, STALE answers / proxy answers) per second (the hit ratio's denominator; direct calls left out)."""
     xs: list[float] = []
     ys: list[float] = []
     for row in summary.get("timeline", []):
-        if row.get("requests"):
+        answered = sum(row["by_cache_status"].values())
+        if answered:
             xs.append(float(row["t_s"]))
-            ys.append(row["by_cache_status"].get("STALE", 0) / row["requests"])
+            ys.append(row["by_cache_status"].get("STALE", 0) / answered)
     return xs, ys
 
 
 def phase_table(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per phase: requests, availability, hit ratio, cache-served ratio, STALE share and upstream requests."""
+    """Per phase: requests, availability (the proxy's), hit ratio, cache-served ratio, STALE share of the proxy's
+    answers and upstream requests."""
     rows: list[dict[str, Any]] = []
     for phase in summary.get("phases", []):
         requests = int(phase.get("requests") or 0)
+        answered = int(phase.get("answered") or 0)
         stale = int(phase["by_cache_status"].get("STALE", {}).get("count", 0))
         rows.append(
             {
@@ -178,7 +183,7 @@ def phase_table(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "availability": phase.get("availability"),
                 "hit_ratio": phase.get("hit_ratio"),
                 "cache_served_ratio": phase.get("cache_served_ratio"),
-                "stale_share": stale / requests if requests else None,
+                "stale_share": stale / answered if answered else None,
                 "upstream_requests": phase.get("upstream_requests"),
             }
         )
@@ -245,6 +250,13 @@ def _figure(rows: int = 1, cols: int = 1, *, width: float = 9.0, height: float =
     return fig, [ax for row in axes for ax in row]
 
 
+def _legend_below(ax: Axes, *, offset: float = 0.2) -> None:
+    """The legend under the plot area (`offset` below it, in axes heights: past the x label), never over a curve or
+    a bar's label (an outage's trough is where a legend inside would go)."""
+    count = len(ax.get_legend_handles_labels()[1])
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -offset), ncols=min(3, max(1, count)), fontsize=8, frameon=False)
+
+
 def _shade_phases(ax: Axes, summary: Mapping[str, Any]) -> None:
     phases = summary.get("phases", [])
     if len(phases) < 2:
@@ -300,7 +312,7 @@ def hit_ratio_figure(runs: Sequence[RunData], *, predicted: Curves | None = None
     ax.set_ylabel("share of proxy answers")
     ax.set_title("hit ratio over time")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    _legend_below(ax)
     return fig
 
 
@@ -337,41 +349,42 @@ def warmup_figure(run: RunData, predicted_hit: Sequence[float], predicted_xcache
 
 
 def outage_timeline_figure(run: RunData) -> Figure:
-    """Availability and STALE share per second with the phases shaded, and per-phase bars."""
+    """Availability (the proxy's, as in summary.json) and STALE share per second with the phases shaded, and
+    per-phase bars."""
     fig, axes = _figure(2)
     ax, bars = axes
     summary = run.summary
     xs, ys = timeline_series(summary, "availability")
-    ax.plot(xs, ys, color="#264653", marker=".", label="availability")
+    ax.plot(xs, ys, color="#264653", marker=".", label=AVAILABILITY_LABEL)
     xs, ys = stale_share_series(summary)
-    ax.plot(xs, ys, color=COLORS["STALE"], marker=".", label="STALE share")
+    ax.plot(xs, ys, color=COLORS["STALE"], marker=".", label="STALE share of proxy answers")
     xs, ys = timeline_series(summary, "hit_ratio")
     ax.plot(xs, ys, color=COLORS["HIT"], linewidth=1.0, alpha=0.7, label="hit ratio")
     _shade_phases(ax, summary)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("seconds since the start of the run")
-    ax.set_ylabel("share of requests")
+    ax.set_ylabel("share of proxy requests")
     ax.set_title(f"outage timeline: {run.label}")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    _legend_below(ax)
     table = phase_table(summary)
     metrics = (
-        ("availability", "#264653"),
-        ("cache_served_ratio", "#2a9d8f"),
-        ("stale_share", COLORS["STALE"]),
+        ("availability", "#264653", AVAILABILITY_LABEL),
+        ("cache_served_ratio", "#2a9d8f", "cache-served (HIT+STALE)"),
+        ("stale_share", COLORS["STALE"], "STALE share"),
     )
     width = 0.8 / len(metrics)
-    for index, (metric, color) in enumerate(metrics):
+    for index, (metric, color, label) in enumerate(metrics):
         values = [float(row[metric] or 0.0) for row in table]
         positions = [i + (index - 1) * width for i in range(len(table))]
-        bars.bar(positions, values, width=width, color=color, label=metric.replace("_", " "))
+        bars.bar(positions, values, width=width, color=color, label=label)
         for x, v in zip(positions, values, strict=True):
             bars.text(x, v + 0.01, f"{v:.0%}", ha="center", va="bottom", fontsize=7)
     bars.set_xticks(range(len(table)), [row["phase"] for row in table])
     bars.set_ylim(0, 1.15)
-    bars.set_ylabel("share of the phase's requests")
+    bars.set_ylabel("share of the phase's proxy requests")
     bars.set_title("per phase")
-    bars.legend(loc="upper right", fontsize=8, ncols=3)
+    _legend_below(bars, offset=0.1)
     return fig
 
 
@@ -542,17 +555,13 @@ def write_charts(results_dir: Path | str, out_dir: Path | str | None = None, *, 
 # ---------------------------------------------------------------------------------------------- text
 
 
-def pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
 def phase_table_text(summary: Mapping[str, Any]) -> str:
     """The per-phase figures as a small table."""
     lines = [f"{'phase':<10}{'requests':>9}{'avail':>9}{'served':>9}{'hit':>9}{'STALE':>9}{'upstream':>9}"]
     for row in phase_table(summary):
         lines.append(
-            f"{row['phase']:<10}{row['requests']:>9}{pct(row['availability']):>9}"
-            f"{pct(row['cache_served_ratio']):>9}{pct(row['hit_ratio']):>9}{pct(row['stale_share']):>9}"
+            f"{row['phase']:<10}{row['requests']:>9}{percent(row['availability']):>9}"
+            f"{percent(row['cache_served_ratio']):>9}{percent(row['hit_ratio']):>9}{percent(row['stale_share']):>9}"
             f"{row['upstream_requests'] or '-':>9}"
         )
     return "\n".join(lines)
@@ -564,5 +573,5 @@ def savings_text(run: RunData) -> str:
     direct = f"; {s['direct_requests']} direct calls not counted" if s["direct_requests"] else ""
     return (
         f"{run.name}: {s['proxy_requests']} proxy requests caused {s['upstream_requests']} upstream requests "
-        f"(counted by the {s['source']}): {s['saved']} saved ({pct(s['saved_share'])}){direct}"
+        f"(counted by the {s['source']}): {s['saved']} saved ({percent(s['saved_share'])}){direct}"
     )

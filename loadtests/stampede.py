@@ -8,6 +8,11 @@ Every user requests the hot path back to back (or at --rate). The master polls t
 entry after it expired (the first one is the cold fill). A cache that collapses concurrent refills shows one
 upstream request per refill however many users wait.
 
+The scenario makes its own precondition true: it requests `<hot path>?cachelab_run=<id of this test>`, a cache key no
+other run or scenario uses, so the entry starts cold whatever is cached already (the stub ignores the parameter and
+counts the request under the hot path). A run in which the stub saw no request for the hot path measured nothing,
+and says so (`cachelab load` exits 2).
+
 The entry's lifetime comes from the stack (CACHE_TTL_SECONDS) or, with --hot-max-age N, from a Cache-Control
 max-age=N the stub sends on the hot path (set through POST /__admin/faults "routes" at the start, removed at the
 end); --hot-latency-ms makes the upstream slow on that path so concurrent misses overlap.
@@ -25,9 +30,10 @@ from locust import events, task
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 
-from loadtests.common import CacheLabUser, Controller, RunShape, Scenario, install, on, options
+from loadtests.common import CacheLabUser, Controller, RunShape, Scenario, install, on, options, run_id
 
 SCENARIO_NAME = "stampede"
+RUN_PARAMETER = "cachelab_run"
 
 
 @on(events.init_command_line_parser)
@@ -63,6 +69,11 @@ def _arguments(parser: LocustArgumentParser) -> None:
 
 def _hot_path(env: Environment) -> str:
     return str(options(env).hot_path)
+
+
+def hot_target(env: Environment) -> str:
+    """What the users request: the hot path, under a cache key of this run only."""
+    return f"{_hot_path(env)}?{RUN_PARAMETER}={run_id(env)}"
 
 
 def _route_override(env: Environment) -> dict[str, Any]:
@@ -106,7 +117,12 @@ def _validate(env: Environment) -> list[str]:
 
 def _settings(env: Environment) -> dict[str, Any]:
     opts = options(env)
-    return {"hot_path": opts.hot_path, "hot_max_age": opts.hot_max_age, "hot_latency_ms": opts.hot_latency_ms}
+    return {
+        "hot_path": opts.hot_path,
+        "hot_target": hot_target(env),
+        "hot_max_age": opts.hot_max_age,
+        "hot_latency_ms": opts.hot_latency_ms,
+    }
 
 
 SCENARIO = Scenario(
@@ -128,7 +144,7 @@ class StampedeUser(CacheLabUser):
     @task
     def hot(self) -> None:
         path = _hot_path(self.environment)
-        self.fetch(path, name=path, resource=path)
+        self.fetch(hot_target(self.environment), name=path, resource=path)
 
 
 class StampedeShape(RunShape):

@@ -156,6 +156,7 @@ def _timeline(record: RunRecord) -> list[dict[str, Any]]:
             "phase": None,
             "requests": 0,
             "proxy": 0,
+            "proxy_requests": 0,
             "available": 0,
             "by_cache_status": dict.fromkeys(CACHE_STATUSES, 0),
             "_phases": {},
@@ -166,9 +167,10 @@ def _timeline(record: RunRecord) -> list[dict[str, Any]]:
             continue
         row["requests"] += count
         row["_phases"][key.phase] = row["_phases"].get(key.phase, 0) + count
-        if key.available:
-            row["available"] += count
         if key.target == TARGET_PROXY:
+            row["proxy_requests"] += count
+            if key.available:
+                row["available"] += count
             if key.cache != NO_RESPONSE:
                 row["proxy"] += count
             if key.cache in CACHE_STATUSES:
@@ -182,10 +184,11 @@ def _timeline(record: RunRecord) -> list[dict[str, Any]]:
             row["phase"] = max(phases, key=lambda p: phases[p])
         answered = row.pop("proxy")
         available = row.pop("available")
+        proxy_requests = row.pop("proxy_requests")
         counts = row["by_cache_status"]
         row["hit_ratio"] = _ratio(counts["HIT"], answered)
         row["cache_served_ratio"] = _ratio(counts["HIT"] + counts["STALE"], answered)
-        row["availability"] = _ratio(available, row["requests"])
+        row["availability"] = _ratio(available, proxy_requests)  # the proxy's, as everywhere
         if record.stub_trace:
             row["upstream_requests"] = upstream.get(second, 0)
         out.append(row)
@@ -328,7 +331,45 @@ def build_summary(record: RunRecord) -> dict[str, Any]:
     compare = _compare(summary["targets"])
     if compare is not None:
         summary["compare"] = compare
+    summary["notes"] = [*record.notes, *scenario_notes(summary)]
     return summary
+
+
+def measured_nothing(summary: Mapping[str, Any]) -> str | None:
+    """Why a run measured nothing its scenario is for (None when it did): `cachelab load` exits 2 on it."""
+    stampede = summary.get("stampede") or {}
+    if stampede.get("hot_path_upstream_requests") == 0:
+        return (
+            f"the stub saw no request for the hot path {stampede['hot_path']} during the run, so there was no fill "
+            "to measure: the proxy at --host does not fetch from the stub at --stub-admin, or --hot-path is not "
+            "one of the stub's resources"
+        )
+    return None
+
+
+def scenario_notes(summary: Mapping[str, Any]) -> list[str]:
+    """What a run could not show from its own figures (they join `notes` and are printed under the table)."""
+    notes: list[str] = []
+    nothing = measured_nothing(summary)
+    if nothing is not None:
+        notes.append(nothing)
+    stampede = summary.get("stampede") or {}
+    if stampede.get("expiries") == 1:
+        notes.append(
+            "the hot entry never expired during the run: only the cold fill was measured, no refill; give "
+            "--hot-max-age S (seconds, shorter than the run) or run the proxy with a shorter CACHE_TTL_SECONDS"
+        )
+    phases = {phase["name"]: phase for phase in summary.get("phases", [])}
+    seen = phases.get("outage", {}).get("groups", {}).get("seen-key") or {}
+    untouched = seen.get("forwarded") == 0 and seen["by_cache_status"]["STALE"]["count"] == 0 if seen else False
+    if summary.get("scenario") == "outage" and seen.get("requests") and untouched:
+        notes.append(
+            "the outage was invisible to cached keys: no entry expired during it, so they answered HIT as if the "
+            "upstream were up (no STALE, no upstream request). Their freshness (CACHE_TTL_SECONDS, or the "
+            "upstream's max-age) outlasts the warm-up and the outage; to see stale-if-error at work, give the "
+            "proxy a shorter TTL (cachelab up --param CacheTtlSeconds=10, cachelab demo --ttl 5) or a longer outage"
+        )
+    return notes
 
 
 def thresholds_violated(
@@ -358,11 +399,54 @@ def thresholds_violated(
     return problems
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """ "1 request", "2 requests" ("1 entry", "2 entries" with many="entries")."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
+def availability_label(has_direct_calls: bool) -> str:
+    """How availability is labelled: it is always the proxy's, which needs saying next to direct upstream calls."""
+    return "availability (proxy)" if has_direct_calls else "availability"
+
+
+def throttled(fig: Mapping[str, Any]) -> int:
+    """429 answers (the gateway's throttle): refused, so not available."""
+    return int(fig["errors"]["by_status"].get("429", 0))
+
+
+def progress_line(m: Measurements, phase: str, upstream: int | None) -> str:
+    """The figures of the phase so far, as the periodic progress line shows them."""
+    fig = figures(m, phase=phase)
+    has_direct = any(key.target == TARGET_UPSTREAM for key in m.hist)
+    parts = [
+        f"phase {phase}: {plural(fig['requests'], 'request')}",
+        f"hit ratio {_fmt(fig['hit_ratio'], True)}",
+        f"{availability_label(has_direct)} {_fmt(fig['availability'], True)}",
+    ]
+    if throttled(fig):
+        parts.append(f"throttled (429) {throttled(fig)}")
+    if upstream is not None:
+        parts.append(f"upstream requests {upstream}")
+    return ", ".join(parts)
+
+
+def percent(value: float | None) -> str:
+    """A ratio as a percentage with one decimal, "-" for None. A ratio short of 1 never reads 100.0% (nor one
+    above 0 as 0.0%): more decimals are shown until it does not, so 8 throttles in 46,198 requests read 99.98%."""
+    if value is None:
+        return "-"
+    for digits in (1, 2, 3):
+        text = f"{value * 100:.{digits}f}"
+        if not ((0 < value < 0.5 and float(text) == 0) or (0.5 < value < 1 and float(text) == 100)):
+            return text + "%"
+    return (">99.999%" if value > 0.5 else "<0.001%") if 0 < value < 1 else f"{value * 100:.1f}%"
+
+
 def _fmt(value: Any, pct: bool = False) -> str:
     if value is None:
         return "-"
     if pct:
-        return f"{float(value) * 100:.1f}%"
+        return percent(float(value))
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
@@ -375,7 +459,7 @@ def render_text(summary: Mapping[str, Any]) -> str:
         f"users {summary.get('users') or '-'}  workers {summary.get('workers') or 0}",
         f"requests {summary['requests']} ({summary['throughput_rps']} req/s)  failures {summary['failures']}  "
         f"hit ratio {_fmt(summary['hit_ratio'], True)}  cache-served {_fmt(summary['cache_served_ratio'], True)}  "
-        f"availability {_fmt(summary['availability'], True)}",
+        f"{availability_label(bool(summary.get('targets')))} {_fmt(summary['availability'], True)}",
     ]
     upstream = summary.get("upstream_requests")
     if upstream is not None:
@@ -402,6 +486,11 @@ def render_text(summary: Mapping[str, Any]) -> str:
             f"errors {errors['total']}: {by_status} timeout:{errors['timeout']} "
             f"connection:{errors['connection']} other:{errors['other']}"
         )
+    if throttled(summary):
+        lines.append(
+            f"throttled (429) {throttled(summary)}: refused because every execution environment stayed busy; "
+            "not counted as available"
+        )
     if len(summary["phases"]) > 1 or summary.get("groups"):
         lines.append(
             f"{'phase/group':<22}{'requests':>9}{'hit':>8}{'served':>8}{'avail':>8}{'STALE':>7}"
@@ -423,11 +512,13 @@ def render_text(summary: Mapping[str, Any]) -> str:
                 f"{_fmt(fig.get('upstream_requests')):>9}"
             )
     stampede = summary.get("stampede")
-    if stampede and stampede.get("expiries") is not None:
+    if stampede and stampede.get("expiries"):
         lines.append(
-            f"stampede on {stampede['hot_path']}: {stampede['expiries']} refills, upstream requests per refill "
-            f"{stampede['upstream_requests_per_expiry']} (max {stampede['max_upstream_requests_per_expiry']})"
+            f"stampede on {stampede['hot_path']}: 1 cold fill + {plural(stampede['expiries'] - 1, 'refill')}, "
+            f"upstream requests per fill {stampede['upstream_requests_per_expiry']} "
+            f"(max {stampede['max_upstream_requests_per_expiry']})"
         )
+    lines.extend(f"note: {note}" for note in summary.get("notes", []))
     return "\n".join(lines)
 
 

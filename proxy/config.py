@@ -68,6 +68,7 @@ class Settings:
         _check_url("UPSTREAM_URL", upstream, ("http", "https"))
         redis_url = env.get("REDIS_URL", "").strip() or "redis://127.0.0.1:6379/0"
         _check_url("REDIS_URL", redis_url, ("redis", "rediss"))
+        _check_redis_database(redis_url)
         policy = Policy(
             default_ttl=_number(env, "CACHE_TTL_SECONDS", 300.0, minimum=0.0),
             stale_while_revalidate=_number(env, "CACHE_STALE_WHILE_REVALIDATE_SECONDS", 30.0, minimum=0.0),
@@ -106,6 +107,13 @@ def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> None:
     if name == "UPSTREAM_URL" and (parts.query or parts.fragment):
         raise ConfigError(f"UPSTREAM_URL must not carry a query or fragment: {shown!r}")
     del port
+
+
+def _check_redis_database(value: str) -> None:
+    """The path of a Redis URL is the database number (redis-py would read /abc as database 0 and /1/2 as 12)."""
+    if not re.fullmatch(r"/?|/\d+", urlsplit(value).path):
+        shown = _USERINFO.sub("//***@", value)
+        raise ConfigError(f"REDIS_URL must end in a database number such as /0 (or have no path): {shown!r}")
 
 
 def _number(

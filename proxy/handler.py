@@ -35,8 +35,13 @@ def build_app(env: Mapping[str, str] | None = None) -> App:
     log = RequestLog(level=settings.log_level)
     password = read_auth_token(settings.redis_auth_secret_arn) if settings.redis_auth_secret_arn else None
     store = RedisStore.from_settings(settings, password)
-    if not store.ping():
-        log.event("WARNING", "redis unreachable at init; answering without the cache until it is back")
+    problem = store.diagnose()
+    if problem is not None:  # never fatal: the answers bypass the cache until Redis works (a secret may rotate)
+        log.event(
+            "WARNING" if problem.kind == "unreachable" else "ERROR",
+            f"redis {problem.message} at init; answering without the cache (X-Cache: BYPASS) until it works",
+            redis_problem=problem.kind,
+        )
     upstream = Urllib3Upstream(settings.upstream_url)
     return App(settings, CachingProxy(store, upstream, settings), log)
 

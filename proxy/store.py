@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
@@ -46,6 +47,29 @@ _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+@dataclass(frozen=True)
+class RedisProblem:
+    """Why Redis did not answer, for the init log. kind: auth | database | refused | unreachable.
+
+    redis-py's messages carry no credentials (the server answers WRONGPASS, not the password)."""
+
+    kind: str
+    message: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> RedisProblem:
+        text = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, redis.AuthenticationError):
+            return cls("auth", f"authentication failed ({text}): check the user:password of REDIS_URL, or the token "
+                       "in REDIS_AUTH_SECRET_ARN")  # fmt: skip
+        if isinstance(exc, redis.ResponseError) and "DB index is out of range" in str(exc):
+            return cls("database", f"the database of REDIS_URL does not exist on this server ({text}): the /N at "
+                       "the end of REDIS_URL must be below the server's `databases` setting (16 by default)")  # fmt: skip
+        if isinstance(exc, redis.ResponseError):
+            return cls("refused", f"refused the connection's setup ({text})")
+        return cls("unreachable", f"unreachable ({text})")
 
 
 class CircuitBreaker:
@@ -160,12 +184,18 @@ class RedisStore:
 
     def ping(self) -> bool:
         """Open the connection early (Lambda's init phase is not billed the same way); False when down."""
+        return self.diagnose() is None
+
+    def diagnose(self) -> RedisProblem | None:
+        """Ping Redis now; None when it answers, else what is wrong (a wrong password is not an outage)."""
         try:
             if self._cluster:
-                return self._call(lambda: bool(self.client.ping()))  # (the lazy cluster client is made inside _call)
-            return self._hot_call(("PING",)) in (b"PONG", "PONG", True)
-        except StoreUnavailable:
-            return False
+                self._call(lambda: bool(self.client.ping()))  # (the lazy cluster client is made inside _call)
+            else:
+                self._hot_call(("PING",))  # on the hot path's own connection: the first request finds it open
+        except StoreUnavailable as exc:
+            return RedisProblem.of(exc.__cause__ or exc)
+        return None
 
     def close(self) -> None:
         """Close every connection (the pool's and the hot path's)."""

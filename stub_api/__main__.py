@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Sequence
 
 from stub_api.config import ConfigError, build_parser, config_from_args
-from stub_api.server import run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -16,6 +16,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
     except ConfigError as exc:
         parser.error(str(exc))
+    if importlib.util.find_spec("aiohttp") is None:  # checked before the server module imports it
+        print(
+            "stub_api: error: the stub needs aiohttp: pip install 'cachelab[stub]' "
+            "(or pip install -r stub_api/requirements.txt)",
+            file=sys.stderr,
+        )
+        return 2
+    from stub_api.server import run  # noqa: PLC0415 - after the check above
+
     try:
         return run(config)
     except OSError as exc:

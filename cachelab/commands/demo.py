@@ -8,16 +8,18 @@ results/<timestamp>/ (summary.json, Locust CSV and HTML, PNG charts) and tears t
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cachelab.cli import CliError
-from cachelab.commands.load import LoadRun, run_scenario
+from cachelab.commands.load import LoadRun, Terminated, partial_results, raise_terminated, run_scenario, tidy
 from cachelab.commands.up import add_stack_arguments
 from cachelab.processes import PortInUseError
-from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError
+from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError, needed_extras
+from loadtests.summary import percent, plural, throttled
 from loadtests.workload import parse_duration
 
 PHASE_SHARES = (("warmup", 0.45), ("outage", 0.30), ("recovery", 0.25))
@@ -43,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--direct-share", type=float, default=0.1, help="share of requests sent to the upstream")
     parser.add_argument("--out", type=Path, default=None, help="results directory (default results/<timestamp>/)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, needs=lambda _args: needed_extras(locust=True))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,13 +68,16 @@ def run(args: argparse.Namespace) -> int:
         # One execution environment per user, so cache hits never queue behind slow misses.
         concurrency=args.concurrency or args.users,
         warm=args.concurrency or args.users,
+        workdir=out / "logs",  # kept with the results: a service that failed to start is explained there
     )
     print("cachelab demo: caching a slow, flaky API from Lambda, measured.\n")
     print("Step 1/3: starting the native stack (no Docker)")
+    measuring = False
+    previous = signal.signal(signal.SIGTERM, raise_terminated)  # SIGTERM stops the demo as cleanly as Ctrl-C
     try:
         with Stack(config) as stack:
             print(
-                f"\nStep 2/3: {total:.0f} s of Locust traffic through the proxy ({args.users} users, "
+                f"\nStep 2/3: {total:.0f} s of Locust traffic through the proxy ({plural(args.users, 'user')}, "
                 f"~{args.rate:.0f} req/s, {args.keys} Zipf keys, s={args.zipf_s}, TTL {args.ttl:g} s), "
                 f"{args.direct_share:.0%} sent straight to the upstream for comparison:"
             )
@@ -97,24 +102,29 @@ def run(args: argparse.Namespace) -> int:
                     "--direct-share": str(args.direct_share),
                 },
             )
-            summary = run_scenario(load, show=lambda line: print("  " + line, flush=True))
+            measuring = True
+            summary = run_scenario(load, show=lambda line: print("  " + tidy(line), flush=True))
     except (StackError, PortInUseError) as exc:
         raise CliError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        what = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+        written = partial_results(out) if measuring else "nothing was measured yet"
+        print(f"\ncachelab demo: {what}; the stack is stopped (logs: {out / 'logs'}/); {written}", flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print("\nStep 3/3: the stack is stopped. Summary:\n")
     print(render_demo_summary(summary))
     charts = write_charts(out)
     print(
-        f"\nresults: {out}/ (summary.json, Locust CSV history, report.html{', ' + ', '.join(charts) if charts else ''})"
+        f"\nresults: {out}/ (summary.json, Locust CSV history, report.html"
+        f"{', ' + ', '.join(charts) if charts else ''}, logs/)"
     )
     return 0
 
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
 
 
 def render_demo_summary(summary: Mapping[str, Any]) -> str:
@@ -145,17 +155,25 @@ def render_demo_summary(summary: Mapping[str, Any]) -> str:
     steady_hits = sum(int(p["by_cache_status"]["HIT"]["count"]) for p in steady)
     lines += [
         "",
-        f"hit ratio, steady traffic           {_pct(steady_hits / steady_answered if steady_answered else None)}"
+        f"hit ratio, steady traffic           {percent(steady_hits / steady_answered if steady_answered else None)}"
         "   (HIT / answered in warm-up and recovery)",
-        f"hit ratio, whole run                {_pct(proxy['hit_ratio'])}   served from cache (HIT + STALE) {_pct(proxy['cache_served_ratio'])}",
-        f"upstream requests saved             {saved:,} of {answered:,} proxy answers ({_pct(saved / answered if answered else None)})",
-        f"availability during the outage      cached keys {_pct(cached.get('availability'))}, "
-        f"all proxy requests {_pct(outage.get('targets', {}).get('proxy', outage).get('availability'))}",
-        f"availability over the whole run     proxy {_pct(proxy['availability'])}"
-        + (f", direct upstream calls {_pct(direct['availability'])}" if direct is not None else ""),
+        f"hit ratio, whole run                {percent(proxy['hit_ratio'])}   served from cache (HIT + STALE) {percent(proxy['cache_served_ratio'])}",
+        f"upstream requests saved             {saved:,} of {answered:,} proxy answers ({percent(saved / answered if answered else None)})",
+        f"availability during the outage      cached keys {percent(cached.get('availability'))}, "
+        f"all proxy requests {percent(outage.get('availability'))}",
+        f"availability over the whole run     proxy {percent(summary['availability'])}"
+        + (f", direct upstream calls {percent(direct['availability'])}" if direct is not None else ""),
     ]
-    per_phase = "  ".join(f"{name} {_pct(phase['hit_ratio'])}" for name, phase in phases.items())
+    per_phase = "  ".join(f"{name} {percent(phase['hit_ratio'])}" for name, phase in phases.items())
     lines.append(f"hit ratio per phase                 {per_phase}")
+    if throttled(summary):
+        lines.append(f"throttled (429)                     {plural(throttled(summary), 'request')} (not available)")
+    lines += [
+        "",
+        "availability: the share of proxy requests answered without a 5xx, a 429 throttle or a transport error,",
+        "as in the progress lines, charts/outage_timeline.png and summary.json (direct calls have their own figure).",
+    ]
+    lines.extend(f"note: {note}" for note in summary.get("notes", []))
     return "\n".join(lines)
 
 

@@ -275,7 +275,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--yes", action="store_true", help="no confirmation prompts (changeset, delete)")
     parser.add_argument("--dry-run", action="store_true", help="print the sam commands instead of running them")
     parser.add_argument("--sam-cli", default=None, metavar="PATH", help="the sam executable (default: on PATH)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, needs=lambda _args: ("sam",))
 
 
 def run(args: argparse.Namespace) -> int:

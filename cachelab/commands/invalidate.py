@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--topic-arn", default=None, help="localstack|aws: publish here instead of the stack's topic")
     parser.add_argument("--endpoint-url", default=None, help=f"localstack: endpoint (default {LOCALSTACK_ENDPOINT})")
     parser.add_argument("--region", default=None, help="localstack|aws: AWS region")
-    parser.set_defaults(func=run)
+    # Publishing to SNS needs boto3 (the sam extra); purging a native Redis needs only the core install.
+    parser.set_defaults(func=run, needs=lambda args: () if args.target == "native" else ("sam",))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,7 +94,8 @@ def purge_native(args: argparse.Namespace, invalidation: Invalidation) -> int:
         print(f"skipped {target}: not a valid request target")
     kind = "prefix" if invalidation.prefixes else "path"
     targets = ", ".join(invalidation.prefixes or invalidation.paths)
-    print(f"purged {result.purged} cached entries ({kind}: {targets}) in {_redacted(url)}")
+    entries = "entry" if result.purged == 1 else "entries"
+    print(f"purged {result.purged} cached {entries} ({kind}: {targets}) in {_redacted(url)}")
     return 0
 
 

@@ -9,6 +9,7 @@ table and applies the --fail-* thresholds (exit status 1 when one is missed, for
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -28,7 +29,7 @@ import loadtests
 from cachelab.cli import CliError
 from cachelab.commands import replay
 from cachelab.processes import stop
-from loadtests.summary import render_text, thresholds_violated
+from loadtests.summary import measured_nothing, plural, render_text, thresholds_violated
 from loadtests.workload import parse_duration
 
 # Scenario name -> locustfile module in the loadtests package.
@@ -46,6 +47,9 @@ _PROBE_TIMEOUT = 5.0
 # Time past the planned duration before the run is considered hung: start-up, the drain (bounded by the request
 # timeout), Locust's shutdown and report writing.
 _GRACE_SECONDS = 60.0
+# After Ctrl-C: time Locust gets to stop its users, lift the faults and write its files.
+_INTERRUPT_GRACE_SECONDS = 20.0
+_RESULT_FILES = ("summary.json", "measurements.json", "report.html", "locust_stats.csv", "locust.log")
 
 
 def locustfile(scenario: str) -> Path:
@@ -86,6 +90,32 @@ def probe(url: str, what: str) -> None:
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise CliError(f"cannot reach the {what} at {url}: {reason}") from None
+
+
+def check_stub_admin(base: str) -> None:
+    """--stub-admin must be the stub itself: its /__admin/stats answers a stats object, and not through a cache
+    (through the gateway the proxy would forward, and count, the admin calls as upstream traffic)."""
+    url = base + "/__admin/stats"
+    what = "stub admin API (--stub-admin)"
+    try:
+        with urllib.request.urlopen(url, timeout=_PROBE_TIMEOUT) as resp:  # noqa: S310 - scheme checked
+            headers, body = resp.headers, resp.read(100_000)
+    except urllib.error.HTTPError as exc:
+        raise CliError(f"the {what} at {base} is not the stub: GET {url} answered {exc.code}") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CliError(f"cannot reach the {what} at {url}: {reason}") from None
+    if headers.get("X-Cache") or headers.get("Cache-Status"):
+        raise CliError(
+            f"--stub-admin {base} answered through the proxy (X-Cache: {headers.get('X-Cache')}): that is the "
+            "gateway, not the stub; give the stub's own URL (cachelab up prints it, e.g. http://127.0.0.1:8081)"
+        )
+    try:
+        stats = json.loads(body)
+    except ValueError:
+        stats = None
+    if not isinstance(stats, dict) or not isinstance(stats.get("requests"), int):
+        raise CliError(f"the {what} at {base} is not the stub: GET {url} did not answer the stub's stats object")
 
 
 def locust_argv(run: LoadRun) -> list[str]:
@@ -149,7 +179,7 @@ def run_scenario(run: LoadRun, *, show: Callable[[str], None] | None = None) -> 
     previous = None
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (e.g. from `timeout` or a CI runner) stops Locust cleanly too, like Ctrl-C.
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return _run_locust(run, argv, env, show)
     finally:
@@ -157,8 +187,40 @@ def run_scenario(run: LoadRun, *, show: Callable[[str], None] | None = None) -> 
             signal.signal(signal.SIGTERM, previous)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (the run stops and keeps what it measured), but named as what it was."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    """A SIGTERM handler: stop the way Ctrl-C does (see Terminated)."""
+    raise Terminated
+
+
+def _stop_interrupted(proc: subprocess.Popen[bytes], exc: KeyboardInterrupt) -> None:
+    """Pass the interruption on to Locust (SIGINT for Ctrl-C, SIGTERM for SIGTERM), so the locustfile lifts its faults
+    and writes the summary of what ran, and says which it was; then stop whatever is left. A second Ctrl-C stops
+    at once."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired, KeyboardInterrupt):
+        proc.wait(timeout=_INTERRUPT_GRACE_SECONDS)
+    stop(proc)
+
+
+def partial_results(out: Path) -> str:
+    """What an interrupted run left in `out`, in words."""
+    summary_path = out / "summary.json"
+    if not summary_path.exists():
+        return f"no summary was written (Locust's log: {out / 'locust.log'})"
+    try:
+        summary = json.loads(summary_path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"{summary_path} could not be read ({exc})"
+    files = [name for name in _RESULT_FILES if (out / name).exists()]
+    return (
+        f"partial results of the first {summary['duration_s']:.0f} s ({plural(summary['requests'], 'request')}) "
+        f"in {out}/: {', '.join(files)}"
+    )
 
 
 def _run_locust(
@@ -187,6 +249,9 @@ def _run_locust(
             raise CliError(
                 f"Locust did not finish within {seconds + _GRACE_SECONDS:.0f} s; stopped it (log: {log_path})"
             ) from None
+        except KeyboardInterrupt as exc:
+            _stop_interrupted(proc, exc)
+            raise
         except BaseException:
             stop(proc)
             raise
@@ -311,7 +376,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary table")
     parser.add_argument("--json", action="store_true", help="print summary.json instead of the table")
     replay.add_arguments(parser)
-    parser.set_defaults(func=run)
+    # Locust (the load extra); --stack reads the stack's outputs with boto3 (the sam extra).
+    parser.set_defaults(func=run, needs=lambda args: ("load", "sam") if args.stack else ("load",))
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -367,7 +433,7 @@ def run(args: argparse.Namespace) -> int:
         _check_url("--upstream", args.upstream)
     probe(host + "/", "target (--host)")
     if stub_admin:
-        probe(stub_admin + "/__admin/stats", "stub admin API (--stub-admin)")
+        check_stub_admin(stub_admin)
     out = args.out if args.out is not None else _default_out(args.scenario)
     knobs = _knobs(args)
     if prepared is not None:
@@ -386,7 +452,12 @@ def run(args: argparse.Namespace) -> int:
         locust_args=list(args.locust_arg),
     )
     show = None if args.quiet or args.json else _show_line
-    summary = run_scenario(load, show=show)
+    try:
+        summary = run_scenario(load, show=show)
+    except KeyboardInterrupt as exc:
+        what = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+        print(f"cachelab load: {what}; {partial_results(out)}", file=sys.stderr)
+        return 130
     comparison = replay.finish(summary, prepared, out / "summary.json") if prepared is not None else []
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -394,6 +465,9 @@ def run(args: argparse.Namespace) -> int:
         print(render_text(summary))
         print("\n".join(comparison))
         print(f"results: {out}/ (summary.json, measurements.json, locust_*.csv, report.html, locust.log)")
+    nothing = measured_nothing(summary)
+    if nothing is not None:
+        raise CliError(f"the {args.scenario} run measured nothing: {nothing}")
     problems = thresholds_violated(
         summary,
         min_hit_ratio=args.fail_below_hit_ratio,
@@ -406,10 +480,15 @@ def run(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _show_line(line: str) -> None:
-    # "[2026-01-01 10:00:00,123] host/INFO/cachelab.loadtests: message" -> "10:00:00 message"
+def tidy(line: str) -> str:
+    """A Locust log line as a progress line: "[2026-01-01 10:00:00,123] host/INFO/cachelab.loadtests: message" ->
+    "10:00:00 message" (other levels keep their name: "10:00:00 WARNING: message")."""
     match = re.match(r"^\[\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d),\d+\] [^/]*/(\w+)/[\w.]+: (.*)$", line)
     if match:
         level = "" if match.group(2) == "INFO" else f"{match.group(2)}: "
         line = f"{match.group(1)} {level}{match.group(3)}"
-    print(line, file=sys.stderr, flush=True)
+    return line
+
+
+def _show_line(line: str) -> None:
+    print(tidy(line), file=sys.stderr, flush=True)

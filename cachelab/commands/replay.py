@@ -17,7 +17,6 @@ from typing import Any
 from cachelab.cli import CliError
 from cachelab.commands.whatif import add_policy_arguments, sim_config
 from whatif.replay import Planned, compare, lines, plan, predict
-from whatif.run import WhatifError, requests_of
 from whatif.simulator import SimConfig
 
 TAIL_SECONDS = 3.0  # the run lasts the replay's span plus this (the last answers and the drain)
@@ -67,6 +66,8 @@ class Prepared:
 
 def prepare(args: argparse.Namespace) -> Prepared:
     """The replay plan, the prediction's settings, the locustfile's knobs and the run length."""
+    from whatif.run import WhatifError, requests_of  # noqa: PLC0415 - the cost model needs the load extra
+
     config = sim_config(args, ttl_default="300")
     if len(config.ttls) != 1:
         raise CliError("replay: --ttl is the stack's one CACHE_TTL_SECONDS, e.g. --ttl 60")

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(shown in brackets); a flag wins over its variable.",
     )
     add_arguments(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, needs=lambda _args: ("stub",))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import tempfile
 import threading
+import time
+from pathlib import Path
 from types import FrameType
 
 from cachelab.cli import CliError
 from cachelab.processes import PortInUseError
-from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError
+from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError, needed_extras
 
 
 def add_stack_arguments(parser: argparse.ArgumentParser, *, locust: bool = True) -> None:
@@ -25,9 +29,15 @@ def add_stack_arguments(parser: argparse.ArgumentParser, *, locust: bool = True)
     )
     parser.add_argument(
         "--stub-arg", action="append", default=None, metavar="ARG",
-        help=f"argument for the stub, repeatable (default: {' '.join(DEFAULT_STUB_ARGS)})",
+        help="one argument for the stub, repeatable, in order; replaces the defaults "
+        f"({' '.join(DEFAULT_STUB_ARGS)}), e.g. --stub-arg --latency-ms --stub-arg 50",
     )  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=None, help="gateway execution environments")
+
+
+def default_logs() -> Path:
+    """Where `cachelab up` keeps the services' logs when --logs is not given (never deleted by cachelab)."""
+    return Path(tempfile.gettempdir()) / f"cachelab-up-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
 def config_from_args(args: argparse.Namespace) -> StackConfig:
@@ -40,6 +50,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         stub_args=tuple(args.stub_arg) if args.stub_arg is not None else DEFAULT_STUB_ARGS,
         gateway_params=tuple(args.param),
         concurrency=args.concurrency,
+        workdir=getattr(args, "logs", None) or default_logs(),
     )
 
 
@@ -52,7 +63,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "aimed at the gateway. Waits for each to be healthy, prints the URLs, and stops everything on Ctrl-C.",
     )
     add_stack_arguments(parser)
-    parser.set_defaults(func=run)
+    parser.add_argument(
+        "--logs", type=Path, default=None, metavar="DIR",
+        help="folder for the services' logs, kept after exit (default: a new cachelab-up-<time> folder in the "
+        "temp directory, printed at start and at exit)",
+    )  # fmt: skip
+    parser.set_defaults(func=run, needs=lambda args: needed_extras(locust=not args.no_locust))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         print("cachelab up: starting the native stack ...", flush=True)
+        config = config_from_args(args)
         try:
-            with Stack(config_from_args(args)) as stack:
+            with Stack(config) as stack:
                 print("\ncachelab is up:\n" + stack.describe() + "\n\nCtrl-C stops everything.", flush=True)
                 while not stop.wait(0.5):
                     for service in stack.services:
@@ -76,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                 print("\ncachelab up: stopping ...", flush=True)
         except (StackError, PortInUseError) as exc:
             raise CliError(str(exc)) from None
-        print("cachelab up: stopped; every port is free again.", flush=True)
+        print(f"cachelab up: stopped; every port is free again. The logs stay in {config.workdir}/", flush=True)
         return 0
     finally:
         for sig, handler in previous.items():

@@ -14,8 +14,6 @@ from cachelab.cli import CliError
 from loadtests.workload import parse_duration
 from proxy.config import ConfigError, Settings
 from whatif.parsers import FORMATS
-from whatif.report import PricesError, chart, cost_inputs
-from whatif.run import WhatifError, analyse
 from whatif.simulator import SimConfig
 
 DEFAULT_TTLS = "10,30,60,120,300,600,1800,3600"
@@ -159,10 +157,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bar = parser.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show the progress bar")
-    parser.set_defaults(func=run)
+    # The cost model and the chart need numpy and matplotlib (the load extra).
+    parser.set_defaults(func=run, needs=lambda args: ("load",))
 
 
 def run(args: argparse.Namespace) -> int:
+    from whatif.report import PricesError, chart, cost_inputs  # noqa: PLC0415 - needs the load extra
+    from whatif.run import WhatifError, analyse  # noqa: PLC0415
+
     config = sim_config(args)
     costs = None
     if args.prices is not None:

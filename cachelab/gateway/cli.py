@@ -10,14 +10,30 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from cachelab.cli import CliError
-from cachelab.gateway.server import ADMIN_PREFIX, API_TIMEOUT_S, Gateway, GatewaySettings, json_log
-from cachelab.gateway.spec import FunctionSpec, TemplateError, parse_params, runtime_mismatch
+from cachelab.extras import MissingExtras, require
+from cachelab.gateway.server import ADMIN_PREFIX, API_TIMEOUT_S, Gateway, GatewaySettings, StartError, json_log
+from cachelab.gateway.spec import FunctionSpec, TemplateError, parse_params, runtime_mismatch, unresolved_variables
 from cachelab.processes import LOOPBACK, PortInUseError
 
 DEFAULT_PORT = 3000  # as `sam local start-api`
 DEFAULT_CONCURRENCY = 10
 DEFAULT_TEMPLATE = Path("sam/template.yaml")
 HEALTH_PATH = f"{ADMIN_PREFIX}health"
+LOCAL_REDIS_PARAMS = "--param RedisMode=external --param RedisUrl=redis://127.0.0.1:6379/0"
+DESCRIPTION = f"""\
+A local API Gateway REST API (Lambda proxy integration) for the proxy Lambda of the SAM template: REST proxy
+events, a Lambda-like context, the function timeout (504), a reserved-concurrency cap (429), cold starts in
+separate worker processes.
+
+Configuration: the function's environment comes from the template (--param Name=Value sets its parameters), and
+the proxy's variables (UPSTREAM_URL, REDIS_URL, CACHE_TTL_SECONDS, ...) set in this command's environment win
+over it. The template's defaults describe AWS (RedisMode=elasticache: an ElastiCache endpoint that exists only
+in a deployed stack), so locally give the function a Redis, either way:
+
+  cachelab gateway {LOCAL_REDIS_PARAMS}
+  REDIS_URL=redis://127.0.0.1:6379/0 UPSTREAM_URL=http://127.0.0.1:8081 cachelab gateway
+
+Without one the gateway refuses to start and names what is missing."""
 
 
 def _default_template() -> Path:
@@ -129,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
         spec = load_function(template, function=args.function, params=parse_params(args.param), shell_env=os.environ)
     except TemplateError as exc:
         raise CliError(str(exc)) from None
+    unresolved = unresolved_variables(spec.environment)
+    if unresolved:
+        raise CliError(_unresolved_message(unresolved))
     concurrency = args.concurrency or spec.reserved_concurrency or DEFAULT_CONCURRENCY
     settings = GatewaySettings(
         host=args.host, port=args.port, concurrency=concurrency, throttle_wait=args.throttle_wait,
@@ -138,25 +157,41 @@ def run(args: argparse.Namespace) -> int:
     if mismatch is not None:
         json_log("runtime_mismatch", message=mismatch)
     gateway = Gateway(spec, settings)
-    print(
-        f"cachelab gateway: {spec.logical_id} ({spec.handler}, {spec.runtime}, timeout {spec.timeout_s:g} s, "
-        f"{spec.memory_mb} MB, concurrency {concurrency}) on {gateway.url}",
-        flush=True,
-    )
+
+    def banner() -> None:  # once it listens: a gateway that failed to start never says it is on a URL
+        print(
+            f"cachelab gateway: {spec.logical_id} ({spec.handler}, {spec.runtime}, timeout {spec.timeout_s:g} s, "
+            f"{spec.memory_mb} MB, concurrency {concurrency}) on {gateway.url}",
+            flush=True,
+        )
+
     try:
-        return gateway.run()
-    except PortInUseError as exc:
+        return gateway.run(on_listening=banner)
+    except (PortInUseError, StartError) as exc:
         raise CliError(str(exc)) from None
+
+
+def _unresolved_message(unresolved: Mapping[str, str]) -> str:
+    name, value = next(iter(unresolved.items()))
+    others = f" (and {', '.join(list(unresolved)[1:])})" if len(unresolved) > 1 else ""
+    hint = f"pass {LOCAL_REDIS_PARAMS}" if name == "REDIS_URL" else "pass the template parameters that set it"
+    return (
+        f"{name}{others} resolves to {value!r}, a resource that exists only in a deployed stack, so every request "
+        f"would fail; {hint}, or set {name} in the gateway's environment (see cachelab gateway --help)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m cachelab.gateway", description="A local API Gateway for the SAM-defined proxy Lambda."
+        prog="python -m cachelab.gateway",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
+        require(("sam",))
         return run(args)
-    except CliError as exc:
+    except (CliError, MissingExtras) as exc:
         print(f"cachelab gateway: error: {exc}", file=sys.stderr)
         return 2

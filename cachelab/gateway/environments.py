@@ -36,6 +36,12 @@ class EnvironmentFailed(Exception):
         super().__init__(message)
         self.error = error
 
+    def describe(self) -> str:
+        """One line: the reported error's type and message (e.g. the proxy's ConfigError), else what happened."""
+        if self.error:
+            return f"{self.error.get('errorType', 'Error')}: {self.error.get('errorMessage', '')}"
+        return str(self)
+
 
 FrameListener = Callable[[bytes, bytes], None]
 
@@ -272,25 +278,25 @@ class Pool:
         if not self._hand_over(SPAWN):
             self.slots -= 1
 
-    async def prewarm(self, count: int) -> int:
+    async def prewarm(self, count: int) -> list[EnvironmentFailed]:
         """Start up to `count` environments now and park them idle (like provisioned concurrency).
 
-        Returns how many are ready; an init failure is logged and leaves its slot free for a later cold start.
+        Returns the init failures (each logged, its slot left free); empty when every environment is ready.
         """
         count = min(count, self.concurrency - self.slots)
         self.slots += count
         results = await asyncio.gather(*(self.spawn(None) for _ in range(count)), return_exceptions=True)
-        ready = 0
+        failures: list[EnvironmentFailed] = []
         for result in results:
             if isinstance(result, Environment):
                 self.busy.discard(result)
                 self.release(result)
-                ready += 1
             else:
                 self.discard(None, "init_failed")
-                if isinstance(result, BaseException) and not isinstance(result, EnvironmentFailed):
+                if not isinstance(result, EnvironmentFailed):
                     raise result
-        return ready
+                failures.append(result)
+        return failures
 
     async def spawn(self, request_id: str | None) -> Environment:
         """A cold start: a new worker process, ready (handler imported) within INIT_TIMEOUT_S."""

@@ -69,6 +69,10 @@ class GatewaySettings:
     warm: int = 0  # environments started before listening (like provisioned concurrency)
 
 
+class StartError(RuntimeError):
+    """The gateway cannot start (e.g. a warm environment failed its init); nothing is listening."""
+
+
 class _BadRequest(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -421,12 +425,18 @@ class Gateway:
         return f"http://{self.settings.host}:{self.settings.port}/"
 
     async def start(self) -> None:
-        """Check the port, start the `warm` environments, then listen."""
+        """Check the port, start the `warm` environments, then listen. StartError when a warm environment fails
+        its init: a gateway that would answer every request 502 does not start."""
         self._loop = asyncio.get_running_loop()
         ensure_port_free(self.settings.port, self.settings.host, what="gateway")
         if self.settings.warm:
-            ready = await self.pool.prewarm(self.settings.warm)
-            self.log("prewarmed", requested=self.settings.warm, ready=ready)
+            failures = await self.pool.prewarm(self.settings.warm)
+            self.log("prewarmed", requested=self.settings.warm, ready=self.settings.warm - len(failures))
+            if failures:
+                raise StartError(
+                    f"{len(failures)} of {self.settings.warm} warm execution environments failed their init "
+                    f"({failures[0].describe()}); not starting"
+                )
         try:
             self._server = await self._loop.create_server(
                 lambda: _HttpConnection(self), self.settings.host, self.settings.port, reuse_address=True
@@ -460,17 +470,24 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.pool.close()
 
-    def run(self) -> int:
-        """Serve until SIGTERM or SIGINT, then shut down cleanly (no environment left behind)."""
-        return asyncio.run(self._run())
+    def run(self, on_listening: Callable[[], None] | None = None) -> int:
+        """Serve until SIGTERM or SIGINT, then shut down cleanly (no environment left behind). `on_listening` runs
+        once the gateway listens (not when it fails to start)."""
+        return asyncio.run(self._run(on_listening))
 
-    async def _run(self) -> int:
+    async def _run(self, on_listening: Callable[[], None] | None) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()  # the warm environments that did start
+            raise
         self.announce()
+        if on_listening is not None:
+            on_listening()
         await stop.wait()
         self.log("gateway_stopping", inflight=self.inflight, environments=self.pool.slots)
         await self.close()

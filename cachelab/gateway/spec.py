@@ -98,6 +98,15 @@ class FunctionSpec:
         return None
 
 
+_REFERENCE = re.compile(r"\$\{[^}]*\}")
+
+
+def unresolved_variables(environment: Mapping[str, str]) -> dict[str, str]:
+    """Variables whose value still holds a `${...}` reference: an attribute of a resource that exists only in a
+    deployed stack (an ElastiCache endpoint, ...), which SAM CLI leaves as it is when it resolves locally."""
+    return {name: value for name, value in environment.items() if _REFERENCE.search(value)}
+
+
 def parse_params(items: Sequence[str]) -> dict[str, str]:
     """`["Name=Value", ...]` -> dict; a clear error for anything else."""
     params: dict[str, str] = {}

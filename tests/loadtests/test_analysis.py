@@ -212,7 +212,7 @@ def test_figures_ratios_count_only_answered_proxy_requests() -> None:
     assert f["answered"] == answered
     assert f["hit_ratio"] == round(61 / answered, 6)
     assert f["cache_served_ratio"] == round(71 / answered, 6)
-    assert f["availability"] == round((148 - 5 - 2) / 148, 6)
+    assert f["availability"] == round((98 - 5 - 2) / 98, 6)  # the proxy's: direct calls have their own figure
     assert f["failures"] == 5 + 1 + 2
     assert f["errors"] == {"total": 7, "by_status": {"503": 5}, "timeout": 2, "connection": 0, "other": 0}
     statuses = f["by_cache_status"]
@@ -255,12 +255,12 @@ def test_figures_select_by_phase_group_and_target() -> None:
     assert figures(m, phase="warmup")["requests"] == 3
     outage = figures(m, phase="outage")
     assert outage["requests"] == 5
-    assert outage["availability"] == round(3 / 5, 6)
+    assert outage["availability"] == 0.75  # 3 of the 4 proxy requests; the direct call is the upstream's figure
     assert outage["cache_served_ratio"] == 0.75
     warm = figures(m, phase="outage", group="seen-key")
     assert (warm["requests"], warm["availability"], warm["cache_served_ratio"]) == (3, 1.0, 1.0)
     direct = figures(m, target=TARGET_UPSTREAM)
-    assert direct["requests"] == 1
+    assert (direct["requests"], direct["availability"]) == (1, 0.0)
     assert direct["hit_ratio"] is None  # no proxy answers to divide by
     assert figures(m, phase="nope")["availability"] is None
 
