@@ -180,9 +180,12 @@ class _Call:
     def _wait(self, decision: policy.Lookup) -> Outcome:
         """Another invocation is fetching this key: wait for its entry instead of calling the upstream."""
         assert self.key is not None
-        # Wait no longer than the lock can live, and leave time to fetch ourselves if the holder never delivers.
-        own_fetch = self.p.settings.upstream_timeout + DEADLINE_MARGIN_SECONDS
-        until = min(self.p._monotonic() + self._lock_ttl(), self.deadline - own_fetch)
+        # Wait no longer than the lock can live, and keep time to fetch ourselves if the holder never delivers: a
+        # whole upstream timeout, or half of what is left when the function's budget is shorter than that (with no
+        # wait at all, a short budget would send every concurrent miss upstream).
+        now = self.p._monotonic()
+        own_fetch = min(self.p.settings.upstream_timeout + DEADLINE_MARGIN_SECONDS, (self.deadline - now) / 2)
+        until = min(now + self._lock_ttl(), self.deadline - own_fetch)
         newer_than = decision.entry.response_time if decision.entry is not None else None
         waited = self.p.coalescing.wait(self.key, newer_than=newer_than, until=until, lock_ttl=self._lock_ttl())
         if waited.end is WaitEnd.STORED and waited.entry is not None:
