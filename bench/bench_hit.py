@@ -1,7 +1,16 @@
-"""Micro-benchmark: a warm cache hit through the whole Lambda handler vs a bare redis-py GET of the same entry.
+"""Micro-benchmark of the proxy's hot path: a warm cache hit through the whole Lambda handler against a bare
+redis-py GET of the same entry, its stages, and the cold start. Run: `make bench`.
 
-Both run side by side in one process against the same local redis-server, interleaved in rounds so that machine
-noise hits both alike. Prints per-call medians and the ratio (target: <= 1.5x). Run: `make bench`.
+Everything is measured side by side in one run, against one local redis-server, in interleaved rounds so that machine
+noise hits every figure alike; the medians of the rounds are printed:
+
+- warm hit: `proxy.handler.lambda_handler` on a REST event of a fresh entry, and a bare `redis.Redis().get` of that
+  entry (the round trip a hit cannot avoid); their ratio (target <= 1.5x);
+- the hit's stages, each alone: event parse, key, GET (the store's), entry decode, decision and answer, render,
+  log line; "other" is the handler minus their sum (the handler's own glue);
+- cold start: a new interpreter that imports `proxy.handler` and builds the app (connecting to Redis), against one
+  that only does `import redis, urllib3` (target <= 1.3x); and the peak RSS of an execution environment after
+  serving warm hits, next to the bare imports'.
 """
 
 from __future__ import annotations
@@ -9,12 +18,15 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import types
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -22,11 +34,28 @@ import redis
 
 from cachelab import processes
 from cachelab.events import build_event
-from proxy import handler
-from proxy.http import Headers
-from proxy.keys import key_for, split_target
+from proxy import answers, handler, policy
+from proxy.entry import Entry
+from proxy.events import parse_event, render
+from proxy.keys import canonical_target, key_for
+from proxy.outcome import CacheStatus, Outcome
 
 BODY = json.dumps({"id": 42, "name": "item 42", "tags": ["a", "b", "c"], "text": "x" * 900}).encode()
+ROOT = Path(__file__).resolve().parents[1]
+HIT_TARGET, COLD_TARGET = 1.5, 1.3
+_BARE = "import redis, urllib3"
+# A new execution environment: import, init (connect to Redis), then serve warm hits; prints its peak RSS in KiB.
+_ENVIRONMENT = """
+import resource, sys, types
+from cachelab.events import build_event
+import proxy.handler as h
+app = h.get_app()
+event = build_event("GET", "/items/42?a=1&b=2", [("Accept", "application/json")])
+context = types.SimpleNamespace(aws_request_id="bench", get_remaining_time_in_millis=lambda: 29_000)
+for _ in range(int(sys.argv[1])):
+    h.lambda_handler(event, context)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
 
 
 class _Origin(BaseHTTPRequestHandler):
@@ -44,10 +73,18 @@ class _Origin(BaseHTTPRequestHandler):
         return
 
 
+class _Discard(io.TextIOBase):
+    """Where the log lines go: the line is still built and written, the terminal's cost is left out."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--per-round", type=int, default=500)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=20, help="interleaved rounds (default 20)")
+    parser.add_argument("--per-round", type=int, default=500, help="calls per round and figure (default 500)")
+    parser.add_argument("--cold-runs", type=int, default=15, help="interpreters started per cold-start figure")
     args = parser.parse_args(argv)
     if processes.redis_server_path() is None:
         print("redis-server is not installed (make tools)", file=sys.stderr)
@@ -58,43 +95,101 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         server = processes.start_redis_server(port, workdir=Path(tmp))
         try:
-            return _run(args, f"http://127.0.0.1:{origin.server_address[1]}", port)
+            upstream = f"http://127.0.0.1:{origin.server_address[1]}"
+            _warm(args, upstream, port)
+            _cold(args, upstream, port)
         finally:
             processes.stop(server)
             origin.shutdown()
+    return 0
 
 
-def _run(args: argparse.Namespace, upstream: str, port: int) -> int:
+def _warm(args: argparse.Namespace, upstream: str, port: int) -> None:
     app = handler.build_app({"UPSTREAM_URL": upstream, "REDIS_URL": f"redis://127.0.0.1:{port}/0"})
-    app.log._stream = io.StringIO()  # keep the log line's cost, drop the terminal's
+    app.log._stream = _Discard()
     handler._app = app
     event = build_event("GET", "/items/42?b=2&a=1", [("Accept", "application/json")])
     context = types.SimpleNamespace(aws_request_id="bench", get_remaining_time_in_millis=lambda: 29_000)
     first = handler.lambda_handler(event, context)
     warm = handler.lambda_handler(event, context)
     assert (first["headers"]["x-cache"], warm["headers"]["x-cache"]) == ("MISS", "HIT"), (first, warm)
-    path, query = split_target("/items/42?a=1&b=2")
-    entry_key = key_for(path, query, Headers(), ()).entry
+    request = parse_event(event).request
+    key = key_for(request.path, request.query, request.headers, (), canonical_target(request.path, request.query))
+    raw = app.proxy.store.get(key)
+    assert raw is not None
+    entry = Entry.decode(raw)
+    now = time.time()
+    response, age = answers.from_entry(entry, request.headers, now=now, cache=CacheStatus.HIT, head=False)
+    outcome = Outcome(response, CacheStatus.HIT, key.short, None, None, None, age, "hit")
     bare = redis.Redis(host="127.0.0.1", port=port)
-    assert bare.get(entry_key) is not None
-    hit_times: list[float] = []
-    get_times: list[float] = []
+    assert bare.get(key.entry) == raw
+
+    def decide_and_answer() -> None:
+        decision = policy.lookup("GET", request.headers, entry, now)
+        assert decision.entry is not None
+        answers.from_entry(decision.entry, request.headers, now=now, cache=CacheStatus.HIT, head=False)
+
+    figures: dict[str, Callable[[], object]] = {
+        "bare redis-py GET": lambda: bare.get(key.entry),
+        "warm-hit handler call": lambda: handler.lambda_handler(event, context),
+        "event parse": lambda: parse_event(event),
+        "key": lambda: key_for(
+            request.path, request.query, request.headers, (), canonical_target(request.path, request.query)
+        ),
+        "GET (the store's)": lambda: app.proxy.store.get(key),
+        "entry decode": lambda: Entry.decode(raw),
+        "decision and answer": decide_and_answer,
+        "render": lambda: render(response, "1.0"),
+        "log line": lambda: app.log.record(request_id="bench", method="GET", outcome=outcome, duration_ms=1.0),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in figures}
     for _ in range(args.rounds):
-        started = time.perf_counter()
-        for _ in range(args.per_round):
-            bare.get(entry_key)
-        get_times.append((time.perf_counter() - started) / args.per_round)
-        started = time.perf_counter()
-        for _ in range(args.per_round):
-            handler.lambda_handler(event, context)
-        hit_times.append((time.perf_counter() - started) / args.per_round)
-        app.log._stream = io.StringIO()
-    hit, get = statistics.median(hit_times) * 1e6, statistics.median(get_times) * 1e6
-    print(f"entry: {len(BODY)} B JSON body; {args.rounds} rounds x {args.per_round} calls each, interleaved")
-    print(f"  bare redis-py GET      : {get:8.1f} us/call (median of rounds)")
-    print(f"  warm-hit handler call  : {hit:8.1f} us/call (event parse, key, GET, decode, render, log line)")
-    print(f"  ratio handler / GET    : {hit / get:8.2f} x   (target <= 1.5 x)")
-    return 0
+        for name, call in figures.items():
+            started = time.perf_counter()
+            for _ in range(args.per_round):
+                call()
+            samples[name].append((time.perf_counter() - started) / args.per_round * 1e6)
+    median = {name: statistics.median(values) for name, values in samples.items()}
+    get, hit = median["bare redis-py GET"], median["warm-hit handler call"]
+    stages = list(figures)[2:]
+    print(f"warm hit: {len(BODY)} B JSON body; {args.rounds} rounds x {args.per_round} calls, interleaved (medians)")
+    print(f"  bare redis-py GET         : {get:8.1f} us/call")
+    print(f"  warm-hit handler call     : {hit:8.1f} us/call")
+    print(f"  ratio handler / GET       : {hit / get:8.2f} x   (target <= {HIT_TARGET} x)")
+    print("  the hit's stages, each alone:")
+    for name in stages:
+        print(f"    {name:23s} : {median[name]:8.1f} us")
+    print(f"    {'other (handler glue)':23s} : {hit - sum(median[name] for name in stages):8.1f} us")
+
+
+def _cold(args: argparse.Namespace, upstream: str, port: int) -> None:
+    env = {**os.environ, "UPSTREAM_URL": upstream, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
+    init = "import proxy.handler as h; h.get_app()"
+    times: dict[str, list[float]] = {"bare": [], "init": []}
+    for _ in range(args.cold_runs):
+        for name, code in (("bare", _BARE), ("init", init)):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=60)
+            times[name].append(time.perf_counter() - started)
+    bare, init_s = statistics.median(times["bare"]), statistics.median(times["init"])
+    rss = {
+        name: int(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=120, capture_output=True, text=True
+            ).stdout.split()[-1]
+        )
+        for name, code in (
+            ("bare", _BARE + "; import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"),
+            ("environment", _ENVIRONMENT.replace("int(sys.argv[1])", "1000")),
+        )
+    }
+    print(f"cold start: {args.cold_runs} new interpreters each, interleaved (medians)")
+    print(f"  python -c '{_BARE}'   : {bare * 1000:8.1f} ms")
+    print(f"  import proxy.handler + init : {init_s * 1000:8.1f} ms")
+    print(f"  ratio init / bare imports   : {init_s / bare:8.2f} x   (target <= {COLD_TARGET} x)")
+    print(f"  peak RSS, bare imports      : {rss['bare'] / 1024:8.1f} MiB")
+    print(f"  peak RSS, an environment    : {rss['environment'] / 1024:8.1f} MiB (init and 1,000 warm hits)")
 
 
 if __name__ == "__main__":

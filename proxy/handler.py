@@ -62,7 +62,7 @@ def lambda_handler(event: object, context: Any = None) -> dict[str, Any]:
     request_id = str(getattr(context, "aws_request_id", "") or uuid.uuid4())
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     budget = remaining() / 1000 if callable(remaining) else API_GATEWAY_TIMEOUT_SECONDS
-    version = "2.0" if isinstance(event, Mapping) and event.get("version") == "2.0" else "1.0"
+    version = "2.0" if (type(event) is dict or isinstance(event, Mapping)) and event.get("version") == "2.0" else "1.0"
     method = "-"
     try:
         parsed = parse_event(event)

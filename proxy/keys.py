@@ -18,6 +18,7 @@ Invalid percent-encoding (`%` not followed by two hex digits) in an encoded path
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 from collections.abc import Callable
 from typing import NamedTuple
@@ -160,7 +161,7 @@ def normalize_query(params: tuple[QueryParam, ...]) -> tuple[QueryParam, ...]:
             _check_query_size(params)
         return params
     _check_query_size(params)
-    return tuple(sorted(params, key=_param_name))
+    return tuple(sorted(params, key=_BY_NAME))
 
 
 def _check_query_size(params: tuple[QueryParam, ...]) -> None:
@@ -169,12 +170,11 @@ def _check_query_size(params: tuple[QueryParam, ...]) -> None:
         raise InvalidTarget(f"query string longer than {MAX_QUERY_BYTES} bytes", status=414)
 
 
-def _param_name(param: QueryParam) -> str:
-    return param[0]
+_BY_NAME = operator.itemgetter(0)
 
 
 def query_string(params: tuple[QueryParam, ...]) -> str:
-    return "&".join(name if value is None else f"{name}={value}" for name, value in params)
+    return "&".join([name if value is None else f"{name}={value}" for name, value in params])
 
 
 def canonical_target(path: str, query: tuple[QueryParam, ...]) -> str:
@@ -257,7 +257,7 @@ def key_for(
         if len(material) > MAX_KEY_HEADER_BYTES:
             raise InvalidTarget("keyed request headers are too large", status=431)
         variant = hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return CacheKey(uri=uri_digest(target or canonical_target(path, query)), variant=variant, path=path)
+    return CacheKey(uri_digest(target or canonical_target(path, query)), variant, path)
 
 
 def index_pattern(path: str, *, prefix: bool) -> str:

@@ -90,4 +90,4 @@ def _j(value: object) -> str:
     if isinstance(value, int):
         return str(value)
     text = str(value)
-    return f'"{text}"' if _PLAIN.fullmatch(text) else json.dumps(text)
+    return f'"{text}"' if text.isalnum() or _PLAIN.fullmatch(text) else json.dumps(text)

@@ -192,7 +192,9 @@ class RedisStore:
             if self._cluster:
                 self._call(lambda: bool(self.client.ping()))  # (the lazy cluster client is made inside _call)
             else:
-                self._hot_call(("PING",))  # on the hot path's own connection: the first request finds it open
+                self._hot_call(
+                    b"*1\r\n$4\r\nPING\r\n"
+                )  # on the hot path's own connection: the first request finds it open
         except StoreUnavailable as exc:
             return RedisProblem.of(exc.__cause__ or exc)
         return None
@@ -208,7 +210,8 @@ class RedisStore:
         if self._cluster:
             value: bytes | None = self._call(lambda: self.client.get(key.entry), key.entry)
             return value
-        return self._hot_call(("GET", key.entry))  # type: ignore[no-any-return]
+        entry = key.entry.encode()
+        return self._hot_call(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(entry), entry))  # type: ignore[no-any-return]
 
     def put(self, key: CacheKey, value: bytes, ttl_seconds: float) -> None:
         ttl_ms = max(1, int(ttl_seconds * 1000))
@@ -285,8 +288,8 @@ class RedisStore:
         breaker.success()
         return result
 
-    def _hot_call(self, command: tuple[str, ...]) -> Any:
-        """One command on this thread's own connection, behind the breaker (standalone Redis only)."""
+    def _hot_call(self, command: bytes) -> Any:
+        """One command (packed: RESP) on this thread's own connection, behind the breaker (standalone Redis only)."""
         breaker = self.breaker
         if not breaker.allow():
             raise StoreUnavailable("redis circuit breaker is open")
@@ -295,7 +298,7 @@ class RedisStore:
             connection = self._hot.connection = self.client.connection_pool.make_connection()
             self._hot_connections.append(connection)
         try:
-            connection.send_packed_command(connection.pack_command(*command), check_health=False)
+            connection.send_packed_command((command,), check_health=False)
             result = connection.read_response()
         except (redis.RedisError, OSError) as exc:
             connection.disconnect()
