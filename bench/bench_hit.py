@@ -73,7 +73,7 @@ class _Origin(BaseHTTPRequestHandler):
         return
 
 
-class _Discard(io.TextIOBase):
+class _Discard(io.StringIO):
     """Where the log lines go: the line is still built and written, the terminal's cost is left out."""
 
     def write(self, text: str) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from proxy import policy
+from proxy import policy, validation
 from proxy.entry import Entry
 from proxy.http import Headers, Response
 from proxy.outcome import CacheStatus
@@ -93,9 +93,9 @@ def from_entry(
             upstream=upstream,
         )
     status, body = entry.status, entry.body
-    if policy.not_modified(request_headers, entry):
+    if validation.not_modified(request_headers, entry):
         status, body = 304, b""
-        items = tuple(item for item in items if item[0] in policy.NOT_MODIFIED_HEADERS)
+        items = tuple(item for item in items if item[0] in validation.NOT_MODIFIED_HEADERS)
     headers = Headers.lowered((*items, ("age", str(age)), ("x-cache", cache.value), ("cache-status", status_field)))
     return Response(status, headers, b"" if head else body), age
 

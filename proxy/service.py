@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from proxy import answers, policy
+from proxy import answers, policy, validation
 from proxy.coalescing import LOCK_MARGIN_SECONDS, Coalescing, OutcomeKind, WaitEnd
 from proxy.config import Settings
 from proxy.entry import Entry, decode_entry
@@ -148,7 +148,7 @@ class _Call:
         fetched = self._send("GET", self._upstream_headers(decision.conditional), b"")
         response = fetched.response
         if response is not None and response.status == 304 and decision.entry is not None:
-            if policy.validates(decision.entry, response.headers):
+            if validation.validates(decision.entry, response.headers):
                 plan = policy.freshen(
                     decision.entry, response.headers, fetched.request_time, fetched.response_time, self.p.policy
                 )
