@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import email.utils
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # RFC 9111 §1.2.2: a delta-seconds too large to represent is taken as 2^31.
 DELTA_SECONDS_MAX = 2_147_483_648
 _DIRECTIVE = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^,\s]*))?\s*(?:,|$)')
 
 
-@dataclass(frozen=True)
-class CacheControl:
+class CacheControl(NamedTuple):
     directives: dict[str, str | None]
 
     @classmethod

@@ -24,8 +24,8 @@ import json
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from proxy.entry import Entry, decode_entry
 from proxy.keys import CacheKey
@@ -44,8 +44,7 @@ class OutcomeKind(StrEnum):
     PASS = "pass"  # noqa: S105 - not a password; the response may not be stored
 
 
-@dataclass(frozen=True)
-class FetchOutcome:
+class FetchOutcome(NamedTuple):
     """What a lock holder that stored nothing leaves for its waiters."""
 
     kind: OutcomeKind
@@ -75,8 +74,7 @@ class WaitEnd(StrEnum):
     UNAVAILABLE = "unavailable"  # the store failed
 
 
-@dataclass(frozen=True)
-class Waited:
+class Waited(NamedTuple):
     end: WaitEnd
     entry: Entry | None = None
     status: int = 0

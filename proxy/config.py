@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 # Every variable Settings.from_env reads: the configuration contract shared by the template, compose and native runs.
@@ -35,8 +35,7 @@ class ConfigError(ValueError):
     """A configuration variable is missing or invalid; the message names it."""
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     """The caching-policy knobs the pure core needs (a subset of Settings, free of I/O concerns)."""
 
     default_ttl: float = 300.0
@@ -47,8 +46,7 @@ class Policy:
     key_headers: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     upstream_url: str
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_cluster: bool = False
@@ -56,7 +54,7 @@ class Settings:
     redis_socket_timeout: float = 0.25
     upstream_timeout: float = 5.0
     log_level: str = "INFO"
-    policy: Policy = field(default_factory=Policy)
+    policy: Policy = Policy()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:

@@ -7,8 +7,7 @@ import os
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from proxy import answers
 from proxy.config import Settings
@@ -22,8 +21,7 @@ from proxy.store import RedisStore
 from proxy.upstream import Urllib3Upstream
 
 
-@dataclass
-class App:
+class App(NamedTuple):
     settings: Settings
     proxy: CachingProxy
     log: RequestLog

@@ -21,8 +21,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from proxy.config import Settings
 from proxy.keys import InvalidTarget
@@ -39,8 +38,7 @@ class InvalidMessage(ValueError):
     """The message does not follow the documented shape; the text says what is wrong."""
 
 
-@dataclass(frozen=True)
-class Invalidation:
+class Invalidation(NamedTuple):
     paths: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
 
@@ -102,8 +100,7 @@ def parse_message(text: object) -> Invalidation:
     return make_invalidation(lists["paths"], lists["prefixes"])
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     purged: int
     rejected_targets: tuple[str, ...] = ()
 
@@ -121,8 +118,7 @@ def apply(store: RedisStore, invalidation: Invalidation) -> Result:
     return Result(purged, tuple(rejected))
 
 
-@dataclass
-class App:
+class App(NamedTuple):
     store: RedisStore
     log: RequestLog
 

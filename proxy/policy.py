@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email.utils
 import re
-from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
@@ -52,8 +51,7 @@ class Lookup(NamedTuple):
     stale: bool = False  # SERVE of a stale entry the client accepts (max-stale, RFC 9111 §5.2.1.2)
 
 
-@dataclass(frozen=True)
-class StorePlan:
+class StorePlan(NamedTuple):
     store: bool
     reason: str  # why not, when store is False (for Cache-Status detail and logs)
     entry: Entry | None = None
@@ -332,7 +330,7 @@ def freshen(
         policy=policy,
     )
     if plan.entry is not None:
-        return replace(plan, entry=plan.entry._replace(body=entry.body))
+        return plan._replace(entry=plan.entry._replace(body=entry.body))
     return plan
 
 

@@ -6,8 +6,7 @@ Nothing here imports a client library, so the core and the service load without 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from proxy.http import Headers, Response
 from proxy.keys import CacheKey
@@ -17,8 +16,7 @@ class StoreUnavailable(Exception):
     """The store failed, timed out, or its circuit breaker is open: answer without the cache (BYPASS)."""
 
 
-@dataclass(frozen=True)
-class Poll:
+class Poll(NamedTuple):
     """One read of a key's coalescing state (see proxy.coalescing): the entry, the lock holder's token, and the
     outcome a holder that stored nothing left for its waiters."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from proxy import answers, policy, validation
 from proxy.coalescing import LOCK_MARGIN_SECONDS, Coalescing, OutcomeKind, WaitEnd
@@ -29,8 +29,7 @@ API_GATEWAY_TIMEOUT_SECONDS = 29.0  # the longest any caller waits for us
 _REFRESH_REASONS = frozenset({"stale", "request"})
 
 
-@dataclass
-class _Fetched:
+class _Fetched(NamedTuple):
     response: Response | None
     error: UpstreamError | None
     elapsed_ms: float

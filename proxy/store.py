@@ -10,8 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import redis
 from redis._parsers import Encoder
@@ -49,8 +48,7 @@ return 0
 """
 
 
-@dataclass(frozen=True)
-class RedisProblem:
+class RedisProblem(NamedTuple):
     """Why Redis did not answer, for the init log. kind: auth | database | refused | unreachable.
 
     redis-py's messages carry no credentials (the server answers WRONGPASS, not the password)."""

@@ -131,7 +131,7 @@ def lambda_app(env: Mapping[str, str]) -> Iterator[LambdaApp]:
     """Install an app built by the real build_app (real clients) as the handler's execution environment."""
     app = handler.build_app(dict(env))
     buffer = io.StringIO()
-    app.log = RequestLog(stream=buffer, level=app.settings.log_level)
+    app = app._replace(log=RequestLog(stream=buffer, level=app.settings.log_level))
     previous = handler._app
     handler._app = app
     try:
