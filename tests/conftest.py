@@ -30,6 +30,16 @@ settings.register_profile("explore", deadline=None, print_blob=True, suppress_he
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+UNIT_FOLDERS = ("unit", "contract")  # every test in these is a unit test; elsewhere a file says so (pytestmark)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(tests) and item.path.relative_to(tests).parts[0] in UNIT_FOLDERS:
+            item.add_marker(pytest.mark.unit)
+
+
 class RedisServer:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir

@@ -11,6 +11,8 @@ import pytest
 from proxy.http import Headers
 from proxy.upstream import Urllib3Upstream
 
+pytestmark = pytest.mark.unit
+
 SMUGGLED = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nsmuggled"
 
 
