@@ -46,19 +46,18 @@ def tool(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def under_load(tool: str, listed: Path, then: str) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of the script with two hogs, running a command that lists them into `listed`
+    (once all are there: stress-ng's parent and two workers, or two busy loops), then runs `then`."""
+    expected = "3" if tool == "stress-ng" else "2"
+    argv = [str(SCRIPT), "sh", "-c", f"{LIST_HOGS}; {then}", "sh", str(listed), expected]
+    return argv, {**os.environ, "LOAD_HOGS": "2", "LOAD_WITH": tool}
+
+
 def test_the_hogs_compete_during_the_command_and_stop_when_it_fails(tool: str, tmp_path: Path) -> None:
     listed = tmp_path / "hogs"
-    command = f"{LIST_HOGS}; exit 3"
-    env = {**os.environ, "LOAD_HOGS": "2", "LOAD_WITH": tool}
-    done = subprocess.run(
-        [str(SCRIPT), "sh", "-c", command, "sh", str(listed), "3" if tool == "stress-ng" else "2"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    argv, env = under_load(tool, listed, "exit 3")
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 3, done.stdout + done.stderr  # the command's exit code
     assert f"2 CPU hogs ({tool}" in done.stdout
     hogs = [int(p) for p in listed.read_text().split()]
@@ -68,16 +67,9 @@ def test_the_hogs_compete_during_the_command_and_stop_when_it_fails(tool: str, t
 
 def test_ctrl_c_stops_the_command_and_the_hogs(tool: str, tmp_path: Path) -> None:
     listed = tmp_path / "hogs"
-    command = f"{LIST_HOGS}; sleep 60"
-    env = {**os.environ, "LOAD_HOGS": "2", "LOAD_WITH": tool}
+    argv, env = under_load(tool, listed, "sleep 60")
     proc = subprocess.Popen(
-        [str(SCRIPT), "sh", "-c", command, "sh", str(listed), "3" if tool == "stress-ng" else "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
     try:
         deadline = time.monotonic() + 30

@@ -149,36 +149,39 @@ def test_steady_distributed_over_two_processes_at_a_target_rate(stack: Stack, tm
     check_collapsed(s["by_cache_status"]["MISS"]["count"], s["distinct_resources"])
 
 
-def outage_run(stack: Stack, tmp_path: Path, attempt: int, rate: float, **knobs: Any) -> Summary:
-    """An outage run with entries fresh for 1 s only, so they go stale within the outage."""
-    if attempt:
-        stack.reset()
-    stack.faults({"cache_control": "max-age=1"})
-    return run(stack, tmp_path, "outage", attempt=attempt, rate=rate, **knobs)
+OUTAGE_PHASES = "warmup=0.4,outage=0.3,recovery=0.3"
 
 
-def outage_requests(s: dict[str, Any], *, group: str | None = None, target: str | None = None) -> int:
+def outage_requests(s: dict[str, Any], where: str) -> int:
     """Requests of the outage phase in a group ("seen-key", "new-key") or to a target ("upstream")."""
     outage = next(p for p in s["phases"] if p["name"] == "outage")
-    figures = outage["groups"].get(group, {}) if group else outage["targets"].get(target, {})
+    figures = outage["groups"].get(where) or outage["targets"].get(where) or {}
     return int(figures.get("requests", 0))
 
 
+def outage_run(
+    stack: Stack, tmp_path: Path, *, rates: tuple[float, float], needs: tuple[str, int], **knobs: Any
+) -> Summary:
+    """An outage run (entries fresh for 1 s only, so they go stale within the outage) that must have made
+    `needs` = (group or target, count) requests during the outage; else once more at the second rate."""
+    where, count = needs
+
+    def attempt(n: int) -> Summary:
+        if n:
+            stack.reset()
+        stack.faults({"cache_control": "max-age=1"})
+        return run(stack, tmp_path, "outage", attempt=n, rate=rates[n], phases=OUTAGE_PHASES, **knobs)
+
+    return with_workload(
+        attempt,
+        lambda s: at_least(f"{where} requests during the outage", outage_requests(s, where), count),
+        gentler=f"at {rates[1]:g} requests/s",
+    )
+
+
 def test_outage_error_keeps_seen_keys_available_from_stale_entries(stack: Stack, tmp_path: Path) -> None:
-    rates = (160, 60)
-    s = with_workload(
-        lambda n: outage_run(
-            stack,
-            tmp_path,
-            n,
-            rates[n],
-            duration="6s",
-            keys=40,
-            outage_mode="error",
-            phases="warmup=0.4,outage=0.3,recovery=0.3",
-        ),
-        lambda s: at_least("requests for seen keys during the outage", outage_requests(s, group="seen-key"), 20),
-        gentler=f"at {rates[1]} requests/s",
+    s = outage_run(
+        stack, tmp_path, rates=(160, 60), needs=("seen-key", 20), duration="6s", keys=40, outage_mode="error"
     )
     check_upstream_exact_outage(s)
     assert stack.admin("GET", "/__admin/faults")["mode"] == "up"  # restored after the run
@@ -223,23 +226,10 @@ def check_upstream_exact_outage(s: dict[str, Any], direct_retries: bool = False)
 
 
 def test_outage_timeout_classifies_direct_timeouts(stack: Stack, tmp_path: Path) -> None:
-    rates = (100, 40)
-    s = with_workload(
-        lambda n: outage_run(
-            stack,
-            tmp_path,
-            n,
-            rates[n],
-            duration="6s",
-            keys=30,
-            outage_mode="timeout",
-            direct_share=0.3,
-            request_timeout=1.5,
-            phases="warmup=0.4,outage=0.3,recovery=0.3",
-        ),
-        lambda s: at_least("direct upstream calls during the outage", outage_requests(s, target="upstream"), 5),
-        gentler=f"at {rates[1]} requests/s",
-    )
+    s = outage_run(
+        stack, tmp_path, rates=(100, 40), needs=("upstream", 5), duration="6s", keys=30, outage_mode="timeout",
+        direct_share=0.3, request_timeout=1.5,
+    )  # fmt: skip
     check_upstream_exact_outage(s)
     outage = s["phases"][1]
     direct = outage["targets"]["upstream"]
@@ -253,22 +243,10 @@ def test_outage_timeout_classifies_direct_timeouts(stack: Stack, tmp_path: Path)
 
 
 def test_outage_reset_classifies_connection_errors(stack: Stack, tmp_path: Path) -> None:
-    rates = (150, 60)
-    s = with_workload(
-        lambda n: outage_run(
-            stack,
-            tmp_path,
-            n,
-            rates[n],
-            duration="5s",
-            keys=30,
-            outage_mode="reset",
-            direct_share=0.3,
-            phases="warmup=0.4,outage=0.3,recovery=0.3",
-        ),
-        lambda s: at_least("direct upstream calls during the outage", outage_requests(s, target="upstream"), 10),
-        gentler=f"at {rates[1]} requests/s",
-    )
+    s = outage_run(
+        stack, tmp_path, rates=(150, 60), needs=("upstream", 10), duration="5s", keys=30, outage_mode="reset",
+        direct_share=0.3,
+    )  # fmt: skip
     check_upstream_exact_outage(s, direct_retries=True)
     outage = s["phases"][1]
     direct = outage["targets"]["upstream"]

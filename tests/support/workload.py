@@ -10,12 +10,17 @@ names the starvation and both shortfalls.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
 
 T = TypeVar("T")
+
+
+class StarvedRun(UserWarning):
+    """A load run came out short of its workload and was run again gentler (listed in pytest's warnings)."""
 
 
 def with_workload(run: Callable[[int], T], shortfall: Callable[[T], str | None], *, gentler: str) -> T:
@@ -25,6 +30,7 @@ def with_workload(run: Callable[[int], T], shortfall: Callable[[T], str | None],
     missing = shortfall(first)
     if missing is None:
         return first
+    warnings.warn(StarvedRun(f"rerun {gentler}: the first run came out short ({missing})"), stacklevel=2)
     second = run(1)
     missing_again = shortfall(second)
     if missing_again is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.workload import at_least, missing, with_workload
+from tests.support.workload import StarvedRun, at_least, missing, with_workload
 
 
 def test_a_run_with_its_workload_is_used_as_it_is() -> None:
@@ -18,12 +18,13 @@ def test_a_run_with_its_workload_is_used_as_it_is() -> None:
     assert runs == [0]
 
 
-def test_a_starved_run_is_rerun_once_gentler() -> None:
-    assert with_workload(lambda n: n, lambda n: "too few" if n == 0 else None, gentler="slower") == 1
+def test_a_starved_run_is_rerun_once_gentler_and_says_so() -> None:
+    with pytest.warns(StarvedRun, match=r"rerun slower: the first run came out short \(too few\)"):
+        assert with_workload(lambda n: n, lambda n: "too few" if n == 0 else None, gentler="slower") == 1
 
 
 def test_starved_twice_fails_naming_the_starvation_and_both_shortfalls() -> None:
-    with pytest.raises(pytest.fail.Exception) as failed:
+    with pytest.raises(pytest.fail.Exception) as failed, pytest.warns(StarvedRun):
         with_workload(lambda n: n * 10, lambda n: at_least("requests", n, 100), gentler="at half the rate")
     message = str(failed.value)
     assert message.startswith("starved: ")
