@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 run_pytest = $(BIN)/pytest $(1) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-.PHONY: help venv demo test test-fast test-under-load lint typecheck pytest bench tools clean
+.PHONY: help venv demo test test-fast test-under-load test-each-file lint typecheck pytest bench tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ test-fast: venv ## the edit-test loop (~20 s): unit tests and the store contract
 
 test-under-load: venv tools ## the whole pytest suite while CPU hogs (stress-ng) compete for every core
 	scripts/test-under-load.sh $(MAKE) --no-print-directory pytest
+
+test-each-file: venv tools ## every test file alone, one after the other (finds files that depend on another)
+	PYTEST=$(BIN)/pytest scripts/test-each-file.sh
 
 bench: venv tools ## micro-benchmark: warm-hit handler time vs a bare redis-py GET, side by side
 	$(BIN)/python -m bench.bench_hit

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -46,11 +47,20 @@ def tool(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+# Exec the script with SIGINT at its default, as from a terminal: a test run started in the background of a
+# non-interactive shell inherits SIGINT ignored, and a shell cannot trap a signal ignored on entry.
+WITH_DEFAULT_SIGINT = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
 def under_load(tool: str, listed: Path, then: str) -> tuple[list[str], dict[str, str]]:
     """argv and environment of the script with two hogs, running a command that lists them into `listed`
     (once all are there: stress-ng's parent and two workers, or two busy loops), then runs `then`."""
     expected = "3" if tool == "stress-ng" else "2"
-    argv = [str(SCRIPT), "sh", "-c", f"{LIST_HOGS}; {then}", "sh", str(listed), expected]
+    argv = [*WITH_DEFAULT_SIGINT, str(SCRIPT), "sh", "-c", f"{LIST_HOGS}; {then}", "sh", str(listed), expected]
     return argv, {**os.environ, "LOAD_HOGS": "2", "LOAD_WITH": tool}
 
 

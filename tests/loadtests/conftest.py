@@ -41,7 +41,7 @@ class Stack:
         request = urllib.request.Request(
             self.stub_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request, timeout=5) as resp:
+        with urllib.request.urlopen(request, timeout=30) as resp:
             return json.loads(resp.read())
 
     def faults(self, patch: dict[str, Any]) -> dict[str, Any]:
