@@ -232,14 +232,14 @@ def test_100_concurrent_misses_reach_the_upstream_once(origin: Origin, proxy_fac
 def wait_for_lock_attempts(redis_server: RedisServer, count: int, timeout: float) -> None:
     """Until redis-server has seen `count` SET commands (each environment's SET NX of the key's lock) since its
     stats were reset: then every environment has asked for the lock and, but for one, waits for the holder."""
-    client = redis_server.client()
     deadline = time.monotonic() + timeout
     seen = 0
-    while time.monotonic() < deadline:
-        seen = int(client.info("commandstats").get("cmdstat_set", {}).get("calls", 0))
-        if seen >= count:
-            return
-        time.sleep(0.01)
+    with redis_server.client() as client:
+        while time.monotonic() < deadline:
+            seen = int(client.info("commandstats").get("cmdstat_set", {}).get("calls", 0))
+            if seen >= count:
+                return
+            time.sleep(0.01)
     pytest.fail(f"starved: only {seen} of {count} concurrent requests asked for the lock within {timeout:g} s")
 
 
@@ -266,7 +266,8 @@ def test_concurrent_misses_on_a_down_upstream_fail_fast_together(
         barrier.wait()
         answers.append(get(proxy, "/down"))
 
-    redis_server.client().config_resetstat()
+    with redis_server.client() as client:
+        client.config_resetstat()
     threads = [threading.Thread(target=call, args=(p,)) for p in environments]
     for t in threads:
         t.start()
