@@ -143,8 +143,9 @@ def test_clean_shutdown_leaves_no_environment(tmp_path: Path, signum: int) -> No
 
 
 def test_shutdown_during_a_request_answers_it_and_stops_its_environment(tmp_path: Path) -> None:
-    """SIGTERM while the handler runs (it waits for a file the test writes only after signalling), so the
-    request is in flight whatever the machine's speed; it finishes within the 2 s shutdown grace."""
+    """SIGTERM while the handler runs: it waits for a file the test writes only once the gateway has logged that
+    it is stopping with the request in flight, so the order holds whatever the machine's speed; the request then
+    finishes within the 2 s shutdown grace."""
     go = tmp_path / "go"
     with running_gateway(tmp_path) as gw:
         result: list[Reply] = []
@@ -156,6 +157,8 @@ def test_shutdown_during_a_request_answers_it_and_stops_its_environment(tmp_path
         while gw.stats()["environments"]["busy"] != 1 and time.monotonic() < deadline:
             time.sleep(0.02)
         gw.signal(signal.SIGTERM)
+        (stopping,) = gw.wait_events("gateway_stopping", 1, timeout=60)
+        assert stopping["inflight"] == 1
         go.touch()
         assert gw.proc.wait(timeout=30) == 0
         thread.join(timeout=30)
