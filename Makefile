@@ -9,8 +9,13 @@ STAMP := $(VENV)/.installed
 # Most tests wait on real processes and sockets, so three workers on two cores roughly halve the suite's time;
 # each test file stays on one worker (--dist loadfile), so a file's stack fixtures are started once.
 PYTEST_WORKERS ?= 3
+# More pytest arguments for the test targets, e.g. PYTEST_ARGS="-x -k stale"
+PYTEST_ARGS ?=
+# pytest $(1), where "no tests collected" (exit code 5: a typo in -k or a path) is a failure that says so.
+run_pytest = $(BIN)/pytest $(1) $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-.PHONY: help venv demo test lint typecheck pytest bench tools clean
+.PHONY: help venv demo test test-fast test-under-load test-each-file lint typecheck pytest bench tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ name[NR] = $$1; text[NR] = $$2; \
@@ -39,10 +44,19 @@ lint: venv ## ruff
 typecheck: venv ## mypy (strict)
 	$(BIN)/mypy
 
-pytest: venv tools ## the whole pytest suite
-	$(BIN)/pytest -q -ra -n $(PYTEST_WORKERS) --dist loadfile; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+pytest: venv tools ## the whole pytest suite (PYTEST_WORKERS processes)
+	$(call run_pytest,-q -ra -n $(PYTEST_WORKERS) --dist loadfile)
 
 test: venv tools lint typecheck pytest ## everything CI runs: tools, ruff, mypy, pytest
+
+test-fast: venv ## the edit-test loop (~20 s): unit tests and the store contract on fakeredis; starts no process
+	$(call run_pytest,-q -m "unit and not redis_server")
+
+test-under-load: venv tools ## the whole pytest suite while CPU hogs (stress-ng) compete for every core
+	scripts/test-under-load.sh $(MAKE) --no-print-directory pytest
+
+test-each-file: venv tools ## every test file alone, one after the other (finds files that depend on another)
+	PYTEST=$(BIN)/pytest scripts/test-each-file.sh
 
 bench: venv tools ## micro-benchmark: warm-hit handler time vs a bare redis-py GET, side by side
 	$(BIN)/python -m bench.bench_hit

@@ -157,4 +157,8 @@ class Coalescing:
                     return Waited(WaitEnd.UNAVAILABLE)
                 if token is not None:
                     return Waited(WaitEnd.LOCKED, token=token)
-        return Waited(WaitEnd.TIMEOUT)
+        try:  # the wait ends when the holder's lock would expire: one last try to take it over
+            token = self.try_lock(key, lock_ttl)
+        except StoreUnavailable:
+            return Waited(WaitEnd.UNAVAILABLE)
+        return Waited(WaitEnd.LOCKED, token=token) if token is not None else Waited(WaitEnd.TIMEOUT)

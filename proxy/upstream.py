@@ -62,7 +62,11 @@ class Urllib3Upstream:
                 "connect" if _is_connect(exc) else "protocol", f"upstream failed: {_reason(exc)}"
             ) from exc
         try:
-            payload = _read_body(response, deadline, timeout)
+            if _may_leave_stray_bytes(method, response.status, response.headers):
+                response.close()  # never reused: the next request gets a new connection
+                payload = b""
+            else:
+                payload = _read_body(response, deadline, timeout)
         finally:
             response.release_conn()
         return Response(
@@ -83,6 +87,19 @@ def _latin1(value: str) -> str:
     except UnicodeEncodeError:
         return value.encode("utf-8", "replace").decode("latin-1")
     return value
+
+
+def _may_leave_stray_bytes(method: str, status: int, headers: Any) -> bool:
+    """A response that has no content by definition (to HEAD, 1xx, 204, 304: RFC 9112 §6.3) but announces some.
+
+    The client reads no body, so content that an origin sends anyway (a 304 with its body) would stay on the
+    connection and be read as the answer to the *next* request on it: another URL's answer, a 502, or a response
+    smuggled in that body. Such a connection is closed, never reused. (Content-Length on a 304 or a HEAD answer is
+    legal; the cost is one new connection for those.)"""
+    if method.upper() != "HEAD" and status not in (204, 304) and status >= 200:
+        return False
+    length = (headers.get("content-length") or "").strip()
+    return length not in ("", "0") or "transfer-encoding" in headers
 
 
 def _read_body(response: Any, deadline: float, timeout: float) -> bytes:

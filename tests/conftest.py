@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck, settings
 
 from cachelab import processes
 from proxy.config import Settings
@@ -17,6 +18,26 @@ from proxy.service import CachingProxy
 from proxy.store import RedisStore
 from proxy.upstream import Urllib3Upstream
 from tests.support.upstream import Origin
+
+# Hypothesis: the same examples on every run (derandomize, no example database), so CI, a busy laptop and a quiet
+# one agree, and no check depends on the machine's speed (no per-example deadline, no too_slow health check). A
+# failure prints the falsifying example and a @reproduce_failure line that replays it.
+# HYPOTHESIS_PROFILE=explore draws fresh random examples each run (and keeps failures in .hypothesis/) to search.
+settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("explore", deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+UNIT_FOLDERS = ("unit", "contract")  # every test in these is a unit test; elsewhere a file says so (pytestmark)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(tests) and item.path.relative_to(tests).parts[0] in UNIT_FOLDERS:
+            item.add_marker(pytest.mark.unit)
 
 
 class RedisServer:

@@ -94,7 +94,7 @@ class Gateway:
                     found.append(record)
         return found
 
-    def wait_events(self, name: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    def wait_events(self, name: str, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Poll the log until at least `count` lines of event `name` are there."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -137,7 +137,7 @@ def pid_alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
-def wait_gone(pids: Sequence[int], timeout: float = 10.0) -> list[int]:
+def wait_gone(pids: Sequence[int], timeout: float = 30.0) -> list[int]:
     """Poll until none of `pids` is alive; return those still alive at the deadline."""
     deadline = time.monotonic() + timeout
     alive = [p for p in pids if pid_alive(p)]

@@ -55,11 +55,13 @@ def test_timeout_is_504_and_the_environment_is_recycled(gw: Gateway) -> None:
 
 
 def test_api_gateway_timeout_caps_the_function_timeout(tmp_path: Path) -> None:
-    with running_gateway(tmp_path, "--api-timeout", "1") as gw:
+    """The 1 s integration cap, not the function's 30 s timeout: 10x the cap tells them apart on any machine."""
+    with running_gateway(tmp_path, "--api-timeout", "1", "--param", "FunctionTimeout=30") as gw:
         started = time.monotonic()
-        reply = gw.get("/sleep?s=10")
+        reply = gw.get("/sleep?s=60", timeout=60)
         assert reply.status == 504
-        assert time.monotonic() - started < 1.9  # the 1 s integration cap, not the 2 s function timeout
+        assert reply.json() == {"message": "Endpoint request timed out"}
+        assert 1.0 <= time.monotonic() - started < 10
 
 
 def test_cold_start_log_line(tmp_path: Path) -> None:
@@ -141,18 +143,27 @@ def test_clean_shutdown_leaves_no_environment(tmp_path: Path, signum: int) -> No
 
 
 def test_shutdown_during_a_request_answers_it_and_stops_its_environment(tmp_path: Path) -> None:
+    """SIGTERM while the handler runs: it waits for a file the test writes only once the gateway has logged that
+    it is stopping with the request in flight, so the order holds whatever the machine's speed; the request then
+    finishes within the 2 s shutdown grace."""
+    go = tmp_path / "go"
     with running_gateway(tmp_path) as gw:
         result: list[Reply] = []
-        thread = threading.Thread(target=lambda: result.append(gw.get("/sleep?s=1.2", timeout=20)))
+        thread = threading.Thread(target=lambda: result.append(gw.get(f"/wait?file={go}&s=30", timeout=60)))
         thread.start()
-        (cold,) = gw.wait_events("cold_start", 1)
+        (cold,) = gw.wait_events("cold_start", 1, timeout=60)
         pid = cold["pid"]
-        time.sleep(0.3)  # the request is in the handler: it finishes within the 2 s shutdown grace
+        deadline = time.monotonic() + 60
+        while gw.stats()["environments"]["busy"] != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
         gw.signal(signal.SIGTERM)
-        assert gw.proc.wait(timeout=15) == 0
-        thread.join(timeout=20)
+        (stopping,) = gw.wait_events("gateway_stopping", 1, timeout=60)
+        assert stopping["inflight"] == 1
+        go.touch()
+        assert gw.proc.wait(timeout=30) == 0
+        thread.join(timeout=30)
         assert result
-        assert result[0].status == 200
+        assert (result[0].status, result[0].json()["waited"]) == (200, True)
         assert result[0].headers["Connection"] == "close"
         assert wait_gone([pid]) == []
 

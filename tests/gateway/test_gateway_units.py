@@ -12,6 +12,8 @@ from samcli.local.events.api_event import ApiGatewayLambdaEvent, ContextIdentity
 from cachelab.gateway.events import HttpRequest, MalformedResult, build_event, result_to_response
 from cachelab.gateway.spec import Route
 
+pytestmark = pytest.mark.unit
+
 REQUESTS = [
     HttpRequest("GET", "/", "", [], b"", "127.0.0.1", "HTTP/1.1"),
     HttpRequest(

@@ -26,6 +26,7 @@ GATEWAY_ENV = {
     "UPSTREAM_TIMEOUT_SECONDS": "1",
     "LOG_LEVEL": "INFO",
 }
+CONCURRENCY = 10
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Stack:
         request = urllib.request.Request(
             self.stub_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request, timeout=5) as resp:
+        with urllib.request.urlopen(request, timeout=30) as resp:
             return json.loads(resp.read())
 
     def faults(self, patch: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +50,15 @@ class Stack:
 
     def upstream_count(self) -> int:
         return int(self.admin("GET", "/__admin/stats")["requests"])
+
+    def reset(self) -> None:
+        """A healthy stub with zeroed counters and an empty cache: a cold start for the next run."""
+        self.admin("POST", "/__admin/reset")
+        client = self.redis.client()
+        try:
+            client.flushall()
+        finally:
+            client.close()
 
 
 @pytest.fixture(scope="session")
@@ -60,16 +70,20 @@ def native_stack(redis_session: RedisServer, tmp_path_factory: pytest.TempPathFa
     gateway_url = f"http://127.0.0.1:{gateway_port}"
     stub_argv = [sys.executable, "-m", "stub_api", "--port", str(stub_port)]
     env = {**os.environ, **GATEWAY_ENV, "UPSTREAM_URL": stub_url, "REDIS_URL": redis_session.url}
-    gateway_argv = [sys.executable, "-m", "cachelab.gateway", "--port", str(gateway_port)]
+    # Every environment warm before the first run (a cold start takes seconds on a busy machine, which a 3 s run
+    # cannot spare), and a long wait for a free one instead of 429s when the machine is slow.
+    gateway_argv = [sys.executable, "-m", "cachelab.gateway", "--port", str(gateway_port),
+                    "--concurrency", str(CONCURRENCY), "--warm", str(CONCURRENCY), "--throttle-wait", "30"]  # fmt: skip
     with (
-        processes.running(stub_argv, port=stub_port, log=logs / "stub.log", health_url=stub_url + "/__admin/health"),
-        processes.running(gateway_argv, port=gateway_port, env=env, log=logs / "gateway.log", timeout=30),
+        processes.running(
+            stub_argv, port=stub_port, log=logs / "stub.log", health_url=stub_url + "/__admin/health", timeout=60
+        ),
+        processes.running(gateway_argv, port=gateway_port, env=env, log=logs / "gateway.log", timeout=120),
     ):
         yield Stack(gateway_url, stub_url, redis_session, logs)
 
 
 @pytest.fixture
 def stack(native_stack: Stack) -> Stack:
-    native_stack.admin("POST", "/__admin/reset")
-    native_stack.redis.client().flushall()
+    native_stack.reset()
     return native_stack

@@ -31,6 +31,8 @@ from loadtests.analysis import (
     quantile_exact,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def key(
     cache: str = "HIT",

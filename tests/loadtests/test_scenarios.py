@@ -4,6 +4,11 @@ The cross-checks are the point: Locust's own request count (its CSV) equals the 
 and the upstream requests the proxy's headers account for equal what the stub counted. Equality is exact: the
 run ends with a drain (no request is cut off), the stub counts a request when it arrives, and the proxy does no
 background work. The one tolerance is documented where it is used.
+
+Each test also states the workload its assertions need (enough requests, hits, requests in a phase). A run on a
+machine too busy to produce it is rerun once, gentler, and otherwise fails saying it was starved
+(tests/support/workload.py). Phase timing is checked as planned (the summary's settings) and never early; how
+late a phase switch comes on a busy machine is not the scenario's business.
 """
 
 from __future__ import annotations
@@ -21,8 +26,19 @@ import pytest
 from cachelab import processes
 from cachelab.commands.load import LoadRun, locustfile, run_scenario
 from tests.loadtests.conftest import Stack
+from tests.support.phases import boundary_failures
+from tests.support.workload import at_least, missing, with_workload
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow]
+KEY_ORDER = ("ordered", "shuffled")
+
+
+class Summary(dict[str, Any]):
+    """summary.json of a run, and the folder the run wrote (measurements.json, Locust's CSVs)."""
+
+    def __init__(self, data: dict[str, Any], out: Path) -> None:
+        super().__init__(data)
+        self.out = out
 
 
 def run(
@@ -34,12 +50,16 @@ def run(
     duration: str = "3s",
     processes: int = 1,
     stub: bool = True,
+    attempt: int = 0,
     **knobs: Any,
-) -> dict[str, Any]:
+) -> Summary:
+    """One run from a cold cache and a healthy stub (`attempt` > 0: a rerun, in its own folder)."""
+    if attempt:
+        stack.reset()
     load = LoadRun(
         scenario=scenario,
         host=stack.gateway_url,
-        out=tmp_path / scenario,
+        out=tmp_path / (scenario if not attempt else f"{scenario}-{attempt}"),
         users=users,
         duration=duration,
         stub_admin=stack.stub_url if stub else None,
@@ -48,7 +68,7 @@ def run(
     )
     summary = run_scenario(load)
     check_consistency(summary, load.out)
-    return summary
+    return Summary(summary, load.out)
 
 
 def locust_totals(out: Path) -> tuple[int, int]:
@@ -91,8 +111,16 @@ def check_collapsed(misses: int, distinct: int) -> None:
     assert misses == distinct
 
 
+def hits(s: dict[str, Any]) -> int:
+    return int(s["by_cache_status"]["HIT"]["count"])
+
+
 def test_steady_cold_cache_misses_each_key_once(stack: Stack, tmp_path: Path) -> None:
-    s = run(stack, tmp_path, "steady", keys=200, zipf_s=1.0)
+    s = with_workload(
+        lambda n: run(stack, tmp_path, "steady", duration=("3s", "8s")[n], attempt=n, keys=200, zipf_s=1.0),
+        lambda s: at_least("HIT answers (keys asked for again)", hits(s), 20),
+        gentler="for 8 s",
+    )
     check_upstream_exact(s)
     assert s["scenario"] == "steady"
     assert [p["name"] for p in s["phases"]] == ["steady"]
@@ -105,33 +133,67 @@ def test_steady_cold_cache_misses_each_key_once(stack: Stack, tmp_path: Path) ->
 
 
 def test_steady_distributed_over_two_processes_at_a_target_rate(stack: Stack, tmp_path: Path) -> None:
-    s = run(stack, tmp_path, "steady", users=6, duration="4s", processes=2, rate=150, keys=100)
+    """The rate is spread over all users of both processes: never more than it, about it when the machine can
+    generate it (users start within a second). A generator that falls behind gets one run at 40 requests/s."""
+    rates = (150, 40)
+    s = with_workload(
+        lambda n: run(
+            stack, tmp_path, "steady", users=6, duration="4s", processes=2, attempt=n, rate=rates[n], keys=100
+        ),
+        lambda s: at_least("requests, at 75% of the rate", s["requests"], 0.75 * s["settings"]["rate"] * 4),
+        gentler=f"at {rates[1]} requests/s",
+    )
     check_upstream_exact(s)
     assert s["workers"] == 2
-    # The rate is spread over all users of both processes: about 150 requests/s (users start within a second).
-    assert 0.75 * 150 * 4 <= s["requests"] <= 1.1 * 150 * 4
+    assert s["requests"] <= 1.1 * s["settings"]["rate"] * 4  # not the rate per process (twice as many)
     check_collapsed(s["by_cache_status"]["MISS"]["count"], s["distinct_resources"])
 
 
+OUTAGE_PHASES = "warmup=0.4,outage=0.3,recovery=0.3"
+
+
+def outage_requests(s: dict[str, Any], where: str) -> int:
+    """Requests of the outage phase in a group ("seen-key", "new-key") or to a target ("upstream")."""
+    outage = next(p for p in s["phases"] if p["name"] == "outage")
+    figures = outage["groups"].get(where) or outage["targets"].get(where) or {}
+    return int(figures.get("requests", 0))
+
+
+def outage_run(
+    stack: Stack, tmp_path: Path, *, rates: tuple[float, float], needs: tuple[str, int], **knobs: Any
+) -> Summary:
+    """An outage run (entries fresh for 1 s only, so they go stale within the outage) that must have made
+    `needs` = (group or target, count) requests during the outage; else once more at the second rate."""
+    where, count = needs
+
+    def attempt(n: int) -> Summary:
+        if n:
+            stack.reset()
+        stack.faults({"cache_control": "max-age=1"})
+        return run(stack, tmp_path, "outage", attempt=n, rate=rates[n], phases=OUTAGE_PHASES, **knobs)
+
+    return with_workload(
+        attempt,
+        lambda s: at_least(f"{where} requests during the outage", outage_requests(s, where), count),
+        gentler=f"at {rates[1]:g} requests/s",
+    )
+
+
 def test_outage_error_keeps_seen_keys_available_from_stale_entries(stack: Stack, tmp_path: Path) -> None:
-    stack.faults({"cache_control": "max-age=1"})  # entries go stale within the outage
-    s = run(
-        stack,
-        tmp_path,
-        "outage",
-        duration="6s",
-        keys=40,
-        rate=160,
-        outage_mode="error",
-        phases="warmup=0.4,outage=0.3,recovery=0.3",
+    s = outage_run(
+        stack, tmp_path, rates=(160, 60), needs=("seen-key", 20), duration="6s", keys=40, outage_mode="error"
     )
     check_upstream_exact_outage(s)
     assert stack.admin("GET", "/__admin/faults")["mode"] == "up"  # restored after the run
-    warmup, outage, recovery = s["phases"]
+    _, outage, recovery = s["phases"]
     assert [p["name"] for p in s["phases"]] == ["warmup", "outage", "recovery"]
-    assert outage["start_s"] == pytest.approx(2.4, abs=0.3)
-    assert recovery["start_s"] == pytest.approx(4.2, abs=0.3)
-    assert warmup["availability"] == 1.0
+    # The fractions are of the run's 6 s; a phase never starts before its time (a busy machine may make it late).
+    assert [(p["name"], p["seconds"]) for p in s["settings"]["phases"]] == [
+        ("warmup", 2.4), ("outage", 1.8), ("recovery", 1.8)
+    ]  # fmt: skip
+    assert 2.4 - 0.1 <= outage["start_s"] < recovery["start_s"]
+    assert recovery["start_s"] >= 4.2 - 0.1
+    boundary_failures(s.out, "warmup", "outage").check(s["users"])  # (was: warm-up availability 1.0)
     seen = outage["groups"]["seen-key"]
     assert seen["requests"] > 0
     assert seen["availability"] == 1.0
@@ -164,42 +226,27 @@ def check_upstream_exact_outage(s: dict[str, Any], direct_retries: bool = False)
 
 
 def test_outage_timeout_classifies_direct_timeouts(stack: Stack, tmp_path: Path) -> None:
-    stack.faults({"cache_control": "max-age=1"})
-    s = run(
-        stack,
-        tmp_path,
-        "outage",
-        duration="6s",
-        keys=30,
-        rate=100,
-        outage_mode="timeout",
-        direct_share=0.3,
-        request_timeout=1.5,
-        phases="warmup=0.4,outage=0.3,recovery=0.3",
-    )
+    s = outage_run(
+        stack, tmp_path, rates=(100, 40), needs=("upstream", 5), duration="6s", keys=30, outage_mode="timeout",
+        direct_share=0.3, request_timeout=1.5,
+    )  # fmt: skip
     check_upstream_exact_outage(s)
     outage = s["phases"][1]
     direct = outage["targets"]["upstream"]
-    assert direct["requests"] > 0
-    assert direct["errors"]["timeout"] == direct["requests"] - direct["availability"] * direct["requests"] > 0
-    assert direct["by_cache_status"]["ERROR"]["p50_ms"] == pytest.approx(1500, rel=0.2)
+    # Every direct call that got no answer timed out (one sent just before the outage ended may still be answered).
+    unanswered = direct["requests"] - round(direct["availability"] * direct["requests"])
+    assert direct["errors"]["timeout"] == unanswered > 0
+    # They waited for the client's 1.5 s request timeout, not less: a busy machine only adds to it.
+    assert 0.95 * 1500 <= direct["by_cache_status"]["ERROR"]["p50_ms"] < 10 * 1500
     assert outage["groups"]["seen-key"]["availability"] == 1.0
-    assert s["phases"][0]["targets"]["upstream"]["availability"] == 1.0
+    boundary_failures(s.out, "warmup", "outage", target="upstream").check(s["users"])
 
 
 def test_outage_reset_classifies_connection_errors(stack: Stack, tmp_path: Path) -> None:
-    stack.faults({"cache_control": "max-age=1"})
-    s = run(
-        stack,
-        tmp_path,
-        "outage",
-        duration="5s",
-        keys=30,
-        rate=150,
-        outage_mode="reset",
+    s = outage_run(
+        stack, tmp_path, rates=(150, 60), needs=("upstream", 10), duration="5s", keys=30, outage_mode="reset",
         direct_share=0.3,
-        phases="warmup=0.4,outage=0.3,recovery=0.3",
-    )
+    )  # fmt: skip
     check_upstream_exact_outage(s, direct_retries=True)
     outage = s["phases"][1]
     direct = outage["targets"]["upstream"]
@@ -210,11 +257,23 @@ def test_outage_reset_classifies_connection_errors(stack: Stack, tmp_path: Path)
 
 
 def test_stampede_one_upstream_request_per_refill(stack: Stack, tmp_path: Path) -> None:
-    s = run(stack, tmp_path, "stampede", users=20, duration="4.5s", hot_max_age=1, hot_latency_ms=100)
+    s = with_workload(
+        lambda n: run(
+            stack,
+            tmp_path,
+            "stampede",
+            users=20,
+            duration=("4.5s", "9s")[n],
+            attempt=n,
+            hot_max_age=1,
+            hot_latency_ms=100,
+        ),
+        lambda s: at_least("expiries of the hot entry under load", s["stampede"]["expiries"] or 0, 3),
+        gentler="for 9 s",
+    )
     check_upstream_exact(s)
     st = s["stampede"]
     assert st["hot_path"] == "/items/1"
-    assert st["expiries"] >= 3
     assert sum(st["upstream_requests_per_expiry"]) == st["hot_path_upstream_requests"] == s["upstream_requests"]
     # 20 users, exactly one upstream request per refill
     assert st["max_upstream_requests_per_expiry"] == 1
@@ -223,10 +282,20 @@ def test_stampede_one_upstream_request_per_refill(stack: Stack, tmp_path: Path) 
 
 
 def test_key_order_shuffled_parameters_hit_as_often_as_ordered(stack: Stack, tmp_path: Path) -> None:
-    s = run(stack, tmp_path, "key-order", keys=100)
+    """Hit ratios compared within 0.1 need a few hundred requests per group (~1500 each on a quiet machine)."""
+
+    def shortfall(s: dict[str, Any]) -> str | None:
+        groups = s["groups"]
+        return missing(*(at_least(f"{g} requests", groups.get(g, {}).get("requests", 0), 300) for g in KEY_ORDER))
+
+    s = with_workload(
+        lambda n: run(stack, tmp_path, "key-order", duration=("3s", "8s")[n], attempt=n, keys=100),
+        shortfall,
+        gentler="for 8 s",
+    )
     check_upstream_exact(s)
     ko = s["key_order"]
-    for group in ("ordered", "shuffled"):
+    for group in KEY_ORDER:
         fig = s["groups"][group]
         check_collapsed(fig["by_cache_status"]["MISS"]["count"], fig["distinct_resources"])
     # Had the order or the headers split the cache, each shuffled resource would miss many times.
@@ -257,13 +326,13 @@ def test_sigterm_during_the_outage_lifts_the_fault_and_still_writes_the_summary(
             "--phases", "warmup=1s,outage=20s,recovery=9s", "--summary-json", str(summary_path)]  # fmt: skip
     proc = processes.start(argv, log=tmp_path / "locust.log")
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # Locust's start and the 1 s warm-up, on however busy a machine
         while stack.admin("GET", "/__admin/faults")["mode"] != "error" and time.monotonic() < deadline:
             assert proc.poll() is None
             time.sleep(0.2)
         assert stack.admin("GET", "/__admin/faults")["mode"] == "error"
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
+        proc.wait(timeout=60)
     finally:
         processes.stop(proc)
     assert stack.admin("GET", "/__admin/faults")["mode"] == "up"

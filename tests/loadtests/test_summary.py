@@ -21,6 +21,8 @@ from loadtests.summary import (
     write_outputs,
 )
 
+pytestmark = pytest.mark.unit
+
 T0 = 1_700_000_000.0
 
 

@@ -20,6 +20,8 @@ from loadtests.workload import (
     shuffled,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def test_zipf_frequencies_follow_the_law() -> None:
     zipf = Zipf(100, 1.0, random.Random(42))

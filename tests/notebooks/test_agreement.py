@@ -1,8 +1,8 @@
 """The model against a real run: predicted and measured hit ratio within 5 percentage points.
 
 The run (tests/notebooks/conftest.py): redis-server, the stub and the gateway on free ports, the steady
-scenario with 200 Zipf(1.0) keys at 100 requests/s for 24 s, the proxy's TTL 5 s and stale-while-revalidate
-off.
+scenario with 200 Zipf(1.0) keys at 100 requests/s for 24 s (on a machine too busy for that, 60 requests/s for
+36 s), the proxy's TTL 5 s and stale-while-revalidate off.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from loadtests import model
-from tests.notebooks.conftest import TTL_SECONDS, RealRuns
+from tests.notebooks.conftest import TTL_SECONDS, RealRuns, steady_shortfall
 
-pytestmark = [pytest.mark.redis_server, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.redis_server, pytest.mark.slow, pytest.mark.timeout(900)]  # the runs, maybe twice
 
 TOLERANCE_PP = 5.0
 
@@ -27,7 +27,7 @@ def test_the_run_is_the_workload_the_model_describes(real_runs: RealRuns) -> Non
     # What the stub counted is what the proxy's headers account for: the measured figure is not an artefact.
     assert summary["upstream_requests_via_proxy"] == summary["expected_upstream_requests"]
     assert summary["direct_requests"] > 0
-    assert summary["answered"] > 1500  # ~90 proxy requests/s for 24 s
+    assert steady_shortfall(real_runs.steady) is None  # answered at about its rate (~90 proxy requests/s)
 
 
 def test_predicted_and_measured_hit_ratio_agree_within_5_points(real_runs: RealRuns) -> None:

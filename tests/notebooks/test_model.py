@@ -9,6 +9,8 @@ import pytest
 from loadtests import model
 from loadtests.workload import Zipf
 
+pytestmark = pytest.mark.unit
+
 # ---------------------------------------------------------------------------------------------- workload
 
 

@@ -102,7 +102,7 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path: Path, capsys: pytest.C
 
 @pytest.mark.redis_server
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)  # waits for the session's real runs (maybe two of each)
 def test_results_notebook_runs_on_the_real_runs(real_runs: RealRuns, tmp_path: Path) -> None:
     charts = tmp_path / "charts"
     out = tmp_path / "01_results.ipynb"
@@ -134,7 +134,7 @@ def test_results_notebook_runs_on_the_real_runs(real_runs: RealRuns, tmp_path: P
 
 @pytest.mark.redis_server
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)  # waits for the session's real runs (maybe two of each)
 def test_ttl_model_notebook_shows_predicted_vs_measured(real_runs: RealRuns, tmp_path: Path) -> None:
     """Within 5 percentage points, printed by the notebook."""
     params = {"measured_runs": {str(real_runs.steady): real_runs.ttl_s}, "keys": 20_000, "rate": 80.0}

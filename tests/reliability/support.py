@@ -33,6 +33,15 @@ class Reply:
     body: bytes | None = None  # None: echo the request target
     delay: float = 0.0
 
+    def __repr__(self) -> str:
+        """Short, so a failing property prints a reproduction, not a 200 kB body: big bodies as a prefix and size."""
+        body = self.body
+        shown = repr(body) if body is None or len(body) <= 64 else f"{body[:16]!r} + ... ({len(body)} bytes)"
+        return f"Reply(status={self.status}, headers={self.headers!r}, body={shown}, delay={self.delay})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # what hypothesis prints a falsifying example with
+        printer.text(repr(self))
+
 
 @dataclass
 class Seen:

@@ -12,6 +12,8 @@ import pytest
 from cachelab import chaos
 from tests.reliability.support import EchoOrigin
 
+pytestmark = pytest.mark.unit
+
 
 class Counting(chaos.Fault):
     name = "counting"

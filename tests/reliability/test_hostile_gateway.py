@@ -200,7 +200,9 @@ REQUEST_LINE_BYTES = [b"GET", b"HEAD", b"POST", b"PURGE", b" ", b"/", b"?", b"#"
                       b"Content-Length: 5", b"Transfer-Encoding: chunked", b"a", b"=", b"&", b"\t", b"http://x"]  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(pieces=st.lists(st.sampled_from(REQUEST_LINE_BYTES), min_size=1, max_size=14))
 def test_random_bytes_never_crash_the_gateway_or_the_proxy(fresh: Gateway, pieces: list[bytes]) -> None:
     data = b"".join(pieces) + b"\r\nConnection: close\r\n\r\n"

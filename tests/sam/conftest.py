@@ -161,7 +161,7 @@ def create_stack(moto: Moto, template: Mapping[str, Any], parameters: Mapping[st
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         Capabilities=["CAPABILITY_IAM"],
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # moto is quick; a busy machine is not
     while True:
         stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
         if not stack["StackStatus"].endswith("IN_PROGRESS") or time.monotonic() > deadline:

@@ -17,6 +17,8 @@ from proxy.invalidate import (
     parse_message,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def test_paths_and_prefixes_are_parsed_in_order_without_duplicates() -> None:
     parsed = parse_message('{"paths": ["/items/1", "/items?page=2", "/items/1"], "prefixes": ["/users/"]}')

@@ -114,7 +114,7 @@ def running_stub(
     command = [*(argv0 or [sys.executable, "-m", "stub_api"]), "--port", str(port), *args]
     log = log_dir / f"stub-{port}.log"
     with processes.running(
-        command, port=port, env=stub_env(env), log=log, health_url=f"http://127.0.0.1:{port}/__admin/health"
+        command, port=port, env=stub_env(env), log=log, health_url=f"http://127.0.0.1:{port}/__admin/health", timeout=60
     ) as proc:
         yield StubClient(port, proc, log)
 

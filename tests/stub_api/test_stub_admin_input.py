@@ -138,7 +138,9 @@ field_names = st.sampled_from(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(patch=st.dictionaries(field_names, json_values, max_size=4))
 def test_random_patches_never_break_the_server(stub: StubClient, patch: dict[str, Any]) -> None:
     reply = stub.request("POST", "/__admin/faults", body=json.dumps(patch), timeout=5)

@@ -8,7 +8,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -160,23 +159,21 @@ def test_help_documents_every_environment_variable() -> None:
         assert f"[env {option.env}]" in squashed, option
 
 
-def test_starts_fast_and_stops_fast_even_with_held_requests(tmp_path: Path) -> None:
+def test_stops_cleanly_at_once_even_with_held_requests(tmp_path: Path) -> None:
+    """A request held in timeout mode (up to timeout_cap_s, 300 s) must not keep the stub from stopping: SIGTERM
+    lets it go. processes.stop escalates to SIGKILL after its timeout (a tenth of the cap), so a clean exit code
+    is the proof; how fast it starts and stops is a figure for `make bench-stub`."""
     port = processes.free_port()
-    started = time.monotonic()
     proc = processes.start([*PYTHON_M, "--port", str(port)], env=stub_env(), log=tmp_path / "fast.log")
     try:
-        processes.wait_for_http(f"http://127.0.0.1:{port}/__admin/health", timeout=10, proc=proc)
-        startup = time.monotonic() - started
-        assert startup < 2.0, f"start-up took {startup:.2f} s"
+        processes.wait_for_http(f"http://127.0.0.1:{port}/__admin/health", timeout=60, proc=proc)
         client = StubClient(port)
-        client.faults(mode="timeout")
+        assert client.faults(mode="timeout")["timeout_cap_s"] == 300
         held = socket.create_connection(("127.0.0.1", port), timeout=5)
         held.sendall(b"GET /items/1 HTTP/1.1\r\nHost: x\r\n\r\n")
-        client.wait_stats(lambda s: s["in_flight"] == 1)
-        stopping = time.monotonic()
-        processes.stop(proc, timeout=10)
-        assert time.monotonic() - stopping < 5.0
-        assert proc.returncode == 0
+        assert client.wait_stats(lambda s: s["in_flight"] == 1, timeout=30)["in_flight"] == 1
+        processes.stop(proc, timeout=30)
+        assert proc.returncode == 0, "SIGTERM did not stop the stub: it was killed"
         held.close()
     finally:
         processes.stop(proc)

@@ -28,6 +28,9 @@ CHROMIUM_ARGS = [
 ERROR_RED = (0xCF, 0x22, 0x2E)
 
 pytestmark = pytest.mark.browser
+# Generous waits for the page to show a state (it polls the stub): a deadline, not a speed requirement.
+WAIT_MS = 30_000
+expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,7 @@ def browser() -> Iterator[Any]:
         pytest.fail(f"{CHROMIUM} is not installed: run `make tools` (apt-get install chromium)")
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=30_000
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=2 * WAIT_MS
         )
         try:
             yield instance
@@ -48,7 +51,7 @@ def browser() -> Iterator[Any]:
 def page(browser: Any, stub: StubClient) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{stub.url}/__admin/")

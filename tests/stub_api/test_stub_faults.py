@@ -6,6 +6,7 @@ import http.client
 import json
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,7 @@ def _poll_through_window(stub: StubClient, seconds: float) -> list[tuple[float, 
     while time.monotonic() < deadline:
         sent = time.monotonic()
         try:
-            status: int | str = stub.get("/items/1", timeout=0.3).status
+            status: int | str = stub.get("/items/1", timeout=10).status
         except TimeoutError:
             status = "timeout"
         except ConnectionResetError:
@@ -140,41 +141,74 @@ def _poll_through_window(stub: StubClient, seconds: float) -> list[tuple[float, 
     return seen
 
 
+@dataclass
+class Window:
+    """What the polls saw of one scheduled outage window: only polls wholly before, inside or after it count."""
+
+    pending_at_start: bool
+    before: list[int | str]
+    during: list[int | str]
+    after: list[int | str]
+
+    @property
+    def enough(self) -> bool:
+        return min(len(self.before), len(self.during), len(self.after)) >= 5
+
+
+def _observe_window(stub: StubClient, mode: str, seconds: float) -> Window:
+    stub.reset()
+    before_post = time.monotonic()
+    state = stub.faults(outage=[{"mode": mode, "start_s": seconds, "duration_s": seconds}])
+    after_post = time.monotonic()
+    if state["outage"][0]["state"] == "pending":
+        assert state["effective_mode"] == "up"
+    seen = _poll_through_window(stub, 2.75 * seconds)
+    # The server anchored the window somewhere between before_post and after_post.
+    start_lo, start_hi = before_post + seconds, after_post + seconds
+    end_lo, end_hi = start_lo + seconds, start_hi + seconds
+    return Window(
+        pending_at_start=state["outage"][0]["state"] == "pending",
+        before=[s for sent, got, s in seen if got < start_lo],
+        during=[s for sent, got, s in seen if sent > start_hi and got < end_lo],
+        after=[s for sent, got, s in seen if sent > end_hi],
+    )
+
+
 @pytest.mark.parametrize("mode", ["error", "reset"])
 def test_scheduled_outage_starts_and_ends_on_time(stub: StubClient, mode: str) -> None:
+    """The window runs on the server's clock: every answer wholly before it is 200, wholly inside it the outage,
+    wholly after it 200 again. Needs at least five polls in each part; a machine too busy for that gets one more
+    try with windows three times as long, then the test says it was starved rather than blaming the stub."""
     expected: int | str = 503 if mode == "error" else "reset"
-    before_post = time.monotonic()
-    state = stub.faults(outage=[{"mode": mode, "start_s": 0.8, "duration_s": 0.8}])
-    after_post = time.monotonic()
-    assert state["outage"][0]["state"] == "pending"
-    assert state["effective_mode"] == "up"
-    seen = _poll_through_window(stub, 2.2)
-
-    # The server anchored the window somewhere between before_post and after_post.
-    start_lo, start_hi = before_post + 0.8, after_post + 0.8
-    end_lo, end_hi = start_lo + 0.8, start_hi + 0.8
-    before = [s for sent, got, s in seen if got < start_lo]
-    during = [s for sent, got, s in seen if sent > start_hi and got < end_lo]
-    after = [s for sent, got, s in seen if sent > end_hi]
-    assert min(len(before), len(during), len(after)) >= 5, (len(before), len(during), len(after))
-    assert set(before) == {200}
-    assert set(during) == {expected}
-    assert set(after) == {200}
+    for seconds in (0.8, 2.4):
+        window = _observe_window(stub, mode, seconds)
+        if window.pending_at_start and window.enough:
+            break
+    else:
+        pytest.fail(
+            f"starved: with {seconds:g} s windows the polls landed {len(window.before)} before, {len(window.during)} "
+            f"during and {len(window.after)} after the window (5 each needed; pending when set: "
+            f"{window.pending_at_start}); the machine is too busy for this test to say anything"
+        )
+    assert set(window.before) == {200}
+    assert set(window.during) == {expected}
+    assert set(window.after) == {200}
     final = stub.admin("GET", "faults")
     assert final["outage"][0]["state"] == "over"
     assert final["effective_mode"] == "up"
 
 
 def test_outage_window_state_and_effective_mode(stub: StubClient) -> None:
-    now = time.time()
+    sent = time.time()
     state = stub.faults(
         outage=[{"mode": "timeout", "start_s": 0, "duration_s": 30}, {"mode": "error", "start_s": 100, "duration_s": 5}]
     )
+    answered = time.time()
     active, pending = state["outage"]
     assert (active["state"], pending["state"]) == ("active", "pending")
     assert state["mode"] == "up"
     assert state["effective_mode"] == "timeout"
-    assert now - 1 < active["starts_at"] < now + 1
+    assert sent - 0.01 <= active["starts_at"] <= answered + 0.01  # anchored when the patch arrived
     assert abs(pending["ends_at"] - pending["starts_at"] - 5) < 1e-6
     with pytest.raises(TimeoutError):
         stub.get("/items/1", timeout=0.3)

@@ -1,9 +1,18 @@
-"""The latency model over real HTTP: distributions, per-route overrides, the seed, and concurrency."""
+"""The latency model over real HTTP: distributions, per-route overrides, the seed, and concurrency.
+
+No upper bound on a measured time here: a busy machine makes every answer later, so "took less than" says
+nothing about the stub. What the stub promises is checked instead: it waits at least the latency it drew (a
+lower bound, which load cannot break), the draws follow the model (the X-Stub-Latency-Ms header, from the seeded
+sampler; the sampler's statistics are unit-tested in test_stub_units.py), and slow requests overlap (the stub's
+own in-flight counter). `make bench-stub` prints the measured latency next to the drawn one.
+"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.stub_api.helpers import StubClient, Timed, fetch_concurrently, percentile, running_stub
 
@@ -21,11 +30,10 @@ def test_fixed_latency(stub: StubClient) -> None:
     results = fetch_concurrently([f"{stub.url}/items/{i}" for i in range(1, 51)])
     _waited_at_least_the_sampled_latency(results)
     assert {r.latency_ms for r in results} == {120.0}
-    assert max(r.elapsed for r in results) < 1.0
 
 
 def test_lognormal_latency_distribution(stub: StubClient) -> None:
-    """p50 = 50 ms and p99 = 250 ms: the draws (X-Stub-Latency-Ms) and the waits measured by the client."""
+    """p50 = 50 ms and p99 = 250 ms: the draws (X-Stub-Latency-Ms), and every wait at least its draw."""
     state = stub.faults(latency_ms=50, latency_p99_ms=250)
     assert state["latency_model"] == "lognormal", "latency_p99_ms alone selects the log-normal model"
     results = fetch_concurrently([f"{stub.url}/?name=n{i}" for i in range(400)], limit=40)
@@ -35,10 +43,6 @@ def test_lognormal_latency_distribution(stub: StubClient) -> None:
     assert 0.8 * 50 <= percentile(drawn, 0.5) <= 1.2 * 50
     assert 0.6 * 250 <= percentile(drawn, 0.99) <= 1.6 * 250
     assert percentile(drawn, 0.9) > 1.5 * percentile(drawn, 0.5), "a heavy tail, not a constant"
-
-    measured_ms = [r.elapsed * 1000 for r in results]
-    assert 0.8 * 50 <= percentile(measured_ms, 0.5) <= 1.2 * 50 + 30  # + room for connecting and parsing
-    assert 0.6 * 250 <= percentile(measured_ms, 0.99) <= 1.6 * 250 + 60
 
 
 def test_uniform_latency_distribution(stub: StubClient) -> None:
@@ -71,7 +75,6 @@ def test_per_route_latency_override(stub: StubClient) -> None:
     fast = stub.get("/items/2")
     assert fast.latency_ms == 0.0
     assert stub.get("/?name=x").latency_ms == 0.0
-    assert stub.get("/?name=x").elapsed < 0.2
 
 
 def test_delay_ms_query_knob_adds_latency(stub: StubClient) -> None:
@@ -111,25 +114,40 @@ def test_seed_flag_reproduces_across_processes(tmp_path: Path) -> None:
     assert runs[0] == runs[1]
 
 
+def _in_flight_together(stub: StubClient, urls: list[str], latency_ms: float, need: int) -> list[Timed]:
+    """Send `urls` at once to a stub that holds each for `latency_ms`, and check they overlapped there.
+
+    The overlap needs the client to put `need` requests on the wire before the first answer comes back. A machine
+    busy enough to starve the client gets one more try with ten times the latency; then the failure says which
+    side fell short: the client (starved) or the stub (it did not hold them)."""
+    stats: Any = {}
+    for attempt_ms in (latency_ms, 10 * latency_ms):
+        stub.reset()
+        stub.faults(latency_ms=attempt_ms)
+        results = fetch_concurrently(urls, timeout=30 + 3 * attempt_ms / 1000)
+        stats = stub.stats()
+        if stats["max_in_flight"] >= need:
+            _waited_at_least_the_sampled_latency(results)
+            assert stats["requests"] == len(urls)
+            assert stats["by_status"] == {"200": len(urls)}
+            assert stub.wait_stats(lambda s: s["in_flight"] == 0)["in_flight"] == 0
+            return results
+        first_answer = min(r.ended for r in results)
+        sent_before = sum(r.started < first_answer for r in results)
+        if sent_before >= need:
+            pytest.fail(
+                f"the client had {sent_before} requests out before the first answer, but the stub counted at most "
+                f"{stats['max_in_flight']} in flight at once ({attempt_ms:g} ms each): it does not hold them"
+            )
+    pytest.fail(
+        f"starved: the client could not put {need} requests on the wire within {10 * latency_ms:g} ms (the stub "
+        f"saw at most {stats['max_in_flight']} at once); the machine is too busy for this test to say anything"
+    )
+
+
 def test_200_concurrent_requests_with_200ms_latency(stub: StubClient) -> None:
-    stub.faults(latency_ms=200)
-    started = time.monotonic()
-    results = fetch_concurrently([f"{stub.url}/items/{i % 50 + 1}" for i in range(200)])
-    wall = time.monotonic() - started
-    _waited_at_least_the_sampled_latency(results)
-    assert wall < 1.5, f"200 concurrent 200 ms requests took {wall:.2f} s"
-    stats = stub.stats()
-    assert stats["requests"] == 200
-    assert stats["by_status"] == {"200": 200}
-    assert stats["max_in_flight"] >= 100, "they were in flight together"
-    assert stats["in_flight"] == 0
+    _in_flight_together(stub, [f"{stub.url}/items/{i % 50 + 1}" for i in range(200)], 200, need=100)
 
 
 def test_holds_500_concurrent_slow_requests(stub: StubClient) -> None:
-    stub.faults(latency_ms=500)
-    started = time.monotonic()
-    results = fetch_concurrently([f"{stub.url}/?name=p{i}" for i in range(500)])
-    wall = time.monotonic() - started
-    _waited_at_least_the_sampled_latency(results)
-    assert wall < 3.0, f"500 concurrent 500 ms requests took {wall:.2f} s"
-    assert stub.stats()["max_in_flight"] >= 250
+    _in_flight_together(stub, [f"{stub.url}/?name=p{i}" for i in range(500)], 500, need=250)

@@ -17,6 +17,8 @@ from stub_api.faults import MAX_LATENCY_MS, FaultError, FaultState, Latency
 from stub_api.resources import ItemStore, guess_age, not_modified, padded_json, png_image, strong_etag
 from tests.stub_api.helpers import percentile
 
+pytestmark = pytest.mark.unit
+
 
 def _draws(latency: Latency, n: int, seed: int = 1) -> list[float]:
     rng = random.Random(seed)

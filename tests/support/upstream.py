@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +35,7 @@ class Origin:
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
+        self._closing = threading.Event()  # ends every reply's delay at once
         origin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,8 +63,8 @@ class Origin:
                     origin.seen.append(seen)
                 route = origin.routes.get(self.path.split("?")[0], Reply(404, body=b'{"error":"no route"}'))
                 reply = route(seen) if callable(route) else route
-                if reply.delay:
-                    time.sleep(reply.delay)
+                if reply.delay and origin._closing.wait(reply.delay):
+                    return  # closed while delaying: no answer
                 if reply.date:
                     self.send_response(reply.status)
                 else:
@@ -90,7 +90,9 @@ class Origin:
             return sum(1 for s in self.seen if path is None or s.target.split("?")[0] == path)
 
     def close(self) -> None:
-        """Stop listening and cut the kept-alive connections too: from now on, connections are refused."""
+        """Stop listening and cut the kept-alive connections too: from now on, connections are refused. Replies
+        still being delayed end at once, unanswered."""
+        self._closing.set()
         self.server.shutdown()
         self.server.server_close()
         with self._lock:
