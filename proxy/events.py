@@ -6,9 +6,9 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
-from proxy.http import Headers, Request, Response
+from proxy.http import CACHEABLE_METHODS, Headers, Request, Response
 from proxy.keys import (
     InvalidTarget,
     encode_query,
@@ -48,7 +48,7 @@ class ParsedEvent(NamedTuple):
 
 
 def parse_event(event: object) -> ParsedEvent:
-    if type(event) is not dict and not isinstance(event, Mapping):
+    if not _is_map(event):
         raise BadEvent("the event is not a JSON object")
     try:
         if event.get("version") == "2.0":
@@ -71,12 +71,12 @@ def _parse_v1(event: Mapping[str, Any]) -> Request:
     values: list[str] = []
     multi = event.get("multiValueQueryStringParameters")
     single = event.get("queryStringParameters")
-    if isinstance(multi, Mapping):
+    if multi and _is_map(multi):
         for name, listed in multi.items():
             for value in listed or ():
                 names.append(_text(name))
                 values.append(_text(value))
-    elif isinstance(single, Mapping):
+    elif single and _is_map(single):
         for name, value in single.items():
             names.append(_text(name))
             values.append(_text(value))
@@ -91,8 +91,12 @@ def _parse_v1(event: Mapping[str, Any]) -> Request:
         normalize_query(received),
         headers,
         _body(event),
-        query_string(received),
+        "" if method in CACHEABLE_METHODS else query_string(received),
     )
+
+
+def _is_map(value: object) -> TypeGuard[Mapping[str, Any]]:
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _parse_v2(event: Mapping[str, Any]) -> Request:
@@ -111,7 +115,7 @@ def _parse_v2(event: Mapping[str, Any]) -> Request:
         query=normalize_query(parse_query(raw_query)),
         headers=_checked_headers(names, values),
         body=_body(event),
-        raw_query=sendable_query(raw_query),
+        raw_query="" if method in CACHEABLE_METHODS else sendable_query(raw_query),
     )
 
 
@@ -127,7 +131,7 @@ def _v2_path(event: Mapping[str, Any]) -> str:
 
 def _headers_v1(event: Mapping[str, Any]) -> Headers:
     multi = event.get("multiValueHeaders")
-    if isinstance(multi, Mapping) and multi:
+    if multi and _is_map(multi):
         names: list[Any] = []
         values: list[Any] = []
         for name, listed in multi.items():
@@ -196,35 +200,46 @@ def _body(event: Mapping[str, Any]) -> bytes:
 
 
 def render(response: Response, version: str) -> dict[str, Any]:
-    """The handler's result object for the event's format; binary bodies are base64 encoded."""
-    body, encoded = _encode_body(response)
-    result: dict[str, Any] = {"statusCode": response.status, "isBase64Encoded": encoded, "body": body}
-    if version == "2.0":
-        headers: dict[str, str] = {}
-        cookies: list[str] = []
-        for name, value in response.headers.items():
-            if name == "set-cookie":
-                cookies.append(value)
-            else:
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        result["headers"] = headers
-        if cookies:
-            result["cookies"] = cookies
-        return result
-    multi: dict[str, list[str]] = {}
+    """The handler's result object for the event's format; binary bodies are base64 encoded.
+
+    Payload 1.0 (REST API) puts each header name in exactly one of its two maps: a name with one value in
+    `headers`, a name with several (two Set-Cookie, two Vary lines) in `multiValueHeaders`. API Gateway merges
+    the two maps into one list (a pair present in both is kept once), while LocalStack appends a name's values
+    from both: with every name in both maps, each header arrived twice through LocalStack. Disjoint maps give
+    every header exactly once on both. Payload 2.0 joins repeated values with ", " and returns cookies apart."""
+    headers: dict[str, str] = {}
+    repeated: dict[str, list[str]] | None = None
+    cookies: list[str] | None = None
+    v2 = version == "2.0"
     for name, value in response.headers.items():
-        multi.setdefault(name, []).append(value)
-    result["headers"] = {name: values[-1] for name, values in multi.items()}
-    result["multiValueHeaders"] = multi
+        if name not in headers:
+            if v2 and name == "set-cookie":
+                cookies = [value] if cookies is None else [*cookies, value]
+                continue
+            headers[name] = value
+        elif v2:
+            headers[name] = f"{headers[name]}, {value}"
+        else:
+            if repeated is None:
+                repeated = {}
+            repeated.setdefault(name, [headers[name]]).append(value)
+    body, encoded = _encode_body(response, headers.get("content-type"), headers.get("content-encoding"))
+    result: dict[str, Any] = {"statusCode": response.status, "isBase64Encoded": encoded, "body": body}
+    if repeated:
+        for name in repeated:
+            del headers[name]
+        result["multiValueHeaders"] = repeated
+    result["headers"] = headers
+    if cookies:
+        result["cookies"] = cookies
     return result
 
 
-def _encode_body(response: Response) -> tuple[str, bool]:
+def _encode_body(response: Response, content_type: str | None, encoding: str | None) -> tuple[str, bool]:
     if not response.body:
         return "", False
-    content_type = (response.headers.get("content-type") or "").lower()
+    content_type = (content_type or "").lower()
     textual = content_type.startswith(_TEXT_TYPES) or "+json" in content_type or "+xml" in content_type
-    encoding = response.headers.get("content-encoding")
     if textual and not (encoding and encoding.lower() != "identity"):
         try:
             return response.body.decode("utf-8"), False

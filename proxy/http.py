@@ -96,9 +96,14 @@ NO_HEADERS = Headers()
 # time (one of each is made per request).
 
 
+# The methods answered from the cache (RFC 9111 §2, §3; HEAD from the GET entry, RFC 9110 §9.3.2).
+CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
+
+
 class Request(NamedTuple):
     """A client request after event parsing: path and query are in canonical form (proxy.keys), the parameters
-    ordered by name; `raw_query` is the query as received, for the methods that are forwarded as they are."""
+    ordered by name; `raw_query` is the query as received, for the methods that are forwarded as they are (empty for
+    GET and HEAD, which send the canonical query)."""
 
     method: str  # upper-case
     path: str

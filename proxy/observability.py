@@ -61,7 +61,7 @@ class RequestLog:
             f'"Service":"{SERVICE}","level":"INFO","message":"request","request_id":{_j(request_id)},'
             f'"method":{_j(method)},"key":{_j(outcome.key)},"cache":"{cache}","status":{outcome.response.status},'
             f'"upstream_status":{_j(outcome.upstream_status)},"upstream_error":{_j(outcome.upstream_error)},'
-            f'"age":{_j(outcome.age)},"detail":{_j(outcome.detail)},{_COUNTS[cache]},'
+            f'"age":{"null" if outcome.age is None else outcome.age},"detail":{_j(outcome.detail)},{_COUNTS[cache]},'
             f'"UpstreamError":{int(failed)},"Duration":{round(duration_ms, 2)}'
             + (f',"UpstreamLatency":{round(outcome.upstream_ms or 0.0, 2)}}}' if latency else "}")
         )

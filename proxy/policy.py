@@ -16,10 +16,9 @@ from urllib.parse import urljoin, urlsplit
 from proxy.cache_control import NO_DIRECTIVES, CacheControl, parse_age, parse_http_date
 from proxy.config import Policy
 from proxy.entry import Entry
-from proxy.http import Headers
+from proxy.http import CACHEABLE_METHODS, Headers
 from proxy.validation import validators
 
-CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # RFC 9110 §9.2.1
 # Statuses this proxy stores (a subset of the heuristically cacheable ones, RFC 9110 §15.1); 5xx never.
 STORABLE_STATUSES = frozenset({200, 203, 300, 301, 404, 410})

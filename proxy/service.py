@@ -290,16 +290,11 @@ class _Call:
             collapsed=collapsed,
             detail=detail,
         )
-        return Outcome(
-            response=response,
-            cache=cache,
-            key=self.key.short if self.key else None,
-            upstream_status=fwd_status if fetched is not None else None,
-            upstream_ms=fetched.elapsed_ms if fetched is not None else None,
-            upstream_error=fetched.error.kind if fetched is not None and fetched.error is not None else None,
-            age=age,
-            detail=detail or fwd or "hit",
-        )
+        key = self.key.short if self.key is not None else None
+        if fetched is None:
+            return Outcome(response, cache, key, None, None, None, age, detail or fwd or "hit")
+        error = fetched.error.kind if fetched.error is not None else None
+        return Outcome(response, cache, key, fwd_status, fetched.elapsed_ms, error, age, detail or fwd or "hit")
 
     def _forwarded(
         self, response: Response, cache: CacheStatus, fwd: str, fetched: _Fetched, *, stored: bool, detail: str

@@ -11,12 +11,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from proxy.http import Headers
+from proxy.http import CACHEABLE_METHODS, Headers
 from proxy.keys import InvalidTarget, canonical_target, key_for, split_target
 from whatif.parsers import Parsed, Record, Rejected
 from whatif.simulator import Event, is_failure, origin_status
 
-CACHEABLE = frozenset({"GET", "HEAD"})  # proxy.policy.CACHEABLE_METHODS: HEAD is answered from the GET entry
 REORDER_SECONDS = 5.0  # lines up to this much out of order are put back in order (logs written at completion)
 QUOTED = 3  # examples kept per kind of problem
 _KEY_MEMO = 50_000  # canonical keys remembered per raw target (cleared when full: memory stays bounded)
@@ -168,7 +167,7 @@ class Trace:
         return key.entry
 
     def event_of(self, record: Record) -> Event | None:
-        if record.method not in CACHEABLE:
+        if record.method not in CACHEABLE_METHODS:  # HEAD is answered from the GET entry
             self.problems.add("not GET/HEAD", record.line, f"{record.method} {record.target}")
             self.problems.methods[record.method] = self.problems.methods.get(record.method, 0) + 1
             return None

@@ -88,8 +88,15 @@ def test_binary_bodies_are_base64_and_text_is_not() -> None:
         "isBase64Encoded": False,
         "body": '{"a":1}',
         "headers": {"content-type": "application/json"},
-        "multiValueHeaders": {"content-type": ["application/json"]},
     }
+
+
+def test_v1_results_put_each_header_name_in_one_map() -> None:
+    """API Gateway merges `headers` and `multiValueHeaders`; LocalStack appends both: disjoint maps are right on both."""
+    response = Response(200, Headers([("set-cookie", "a=1"), ("x-one", "1"), ("set-cookie", "b=2"), ("vary", "x")]))
+    result = render(response, "1.0")
+    assert result["headers"] == {"x-one": "1", "vary": "x"}
+    assert result["multiValueHeaders"] == {"set-cookie": ["a=1", "b=2"]}
 
 
 def test_v2_results_put_set_cookie_in_cookies() -> None:
