@@ -158,7 +158,13 @@ def _body(event: Mapping[str, Any]) -> bytes:
 
 
 def render(response: Response, version: str) -> dict[str, Any]:
-    """The handler's result object for the event's format; binary bodies are base64 encoded."""
+    """The handler's result object for the event's format; binary bodies are base64 encoded.
+
+    Payload 1.0 (REST API) puts each header name in exactly one of its two maps: a name with one value in
+    `headers`, a name with several (two Set-Cookie, two Vary lines) in `multiValueHeaders`. API Gateway merges
+    the two maps into one list (a pair present in both is kept once), while LocalStack appends a name's values
+    from both: with every name in both maps, each header arrived twice through LocalStack. Disjoint maps give
+    every header exactly once on both."""
     body, encoded = _encode_body(response)
     result: dict[str, Any] = {"statusCode": response.status, "isBase64Encoded": encoded, "body": body}
     if version == "2.0":
@@ -176,8 +182,10 @@ def render(response: Response, version: str) -> dict[str, Any]:
     multi: dict[str, list[str]] = {}
     for name, value in response.headers.items():
         multi.setdefault(name, []).append(value)
-    result["headers"] = {name: values[-1] for name, values in multi.items()}
-    result["multiValueHeaders"] = multi
+    result["headers"] = {name: values[0] for name, values in multi.items() if len(values) == 1}
+    repeated = {name: values for name, values in multi.items() if len(values) > 1}
+    if repeated:
+        result["multiValueHeaders"] = repeated
     return result
 
 
