@@ -200,6 +200,10 @@ def test_lambda_containers_join_the_compose_network_through_the_docker_socket(co
     env = compose.environment("localstack")
     network = compose.config["networks"]["default"]["name"]
     assert env["LAMBDA_DOCKER_NETWORK"] == network == "cachelab"
+    # the network is named after the project, so `docker compose -p other` runs a second stack beside this one
+    other = load_compose({"COMPOSE_PROJECT_NAME": "other"})
+    assert other.environment("localstack")["LAMBDA_DOCKER_NETWORK"] == other.config["networks"]["default"]["name"]
+    assert other.config["networks"]["default"]["name"] == "other"
     assert ("/var/run/docker.sock", "/var/run/docker.sock", False) in mounts(compose.service("localstack"))
     for name, service in compose.services.items():
         # every service is on the default network only, so the Lambda containers resolve redis and stub-api
@@ -207,6 +211,25 @@ def test_lambda_containers_join_the_compose_network_through_the_docker_socket(co
         assert set(service.get("networks") or ["default"]) == {"default"}, name
     assert set(compose.config["networks"]) == {"default"}
     assert not compose.config["networks"]["default"].get("external", False)
+
+
+def test_localstack_sends_no_analytics_so_it_stops_its_lambda_containers_offline(compose: Compose) -> None:
+    """Offline, LocalStack's analytics shutdown hook fails and the Lambda containers outlive `down`."""
+    assert compose.environment("localstack")["DISABLE_EVENTS"] == "1"
+
+
+def test_a_burst_of_new_lambda_containers_may_start_slowly_but_is_not_sent_twice(compose: Compose) -> None:
+    """Real runs: dozens of containers starting together on two cores took longer than LocalStack's 20 s (they were
+    killed half-started), and API Gateway's internal client retried invocations it had given up on."""
+    env = compose.environment("localstack")
+    assert float(env["LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT"]) >= 60
+    assert (
+        load_compose({"LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT": "300"}).environment("localstack")[
+            "LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT"
+        ]
+        == "300"
+    )
+    assert env["DISABLE_BOTO_RETRIES"] == "1"
 
 
 def test_arm64_functions_run_on_any_host(compose: Compose) -> None:
