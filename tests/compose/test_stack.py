@@ -403,7 +403,8 @@ def test_locust_master_and_two_workers_headless_write_a_consistent_summary(
     record_property(
         "Locust, 2 workers, 30 s",
         f"{summary['requests']} requests, {summary['throughput_rps']:.1f}/s, hit ratio {summary['hit_ratio']:.2f}, "
-        f"{summary['failures']} failures, {summary['upstream_requests']} upstream",
+        f"{summary['failures']} failures, {summary['upstream_requests']} upstream; "
+        f"Lambda containers now {len(stack.lambda_containers())}",
     )
 
 
