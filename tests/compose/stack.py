@@ -95,24 +95,16 @@ def docker_problem() -> str | None:
     installed."""
     if shutil.which("docker") is None:
         return "no `docker` command on PATH (Docker Engine or Docker Desktop with Compose v2 is needed)"
+
+    def ask(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=ENGINE_SECONDS, check=False)
+
     try:
-        engine = subprocess.run(
-            ["docker", "version", "--format", "{{.Server.Version}}"],
-            capture_output=True,
-            text=True,
-            timeout=ENGINE_SECONDS,
-            check=False,
-        )
+        engine = ask("version", "--format", "{{.Server.Version}}")  # needs the daemon, unlike `docker --version`
         if engine.returncode != 0:
             reason = (engine.stderr.strip().splitlines() or ["no output"])[-1]
             return f"the Docker engine does not answer: {reason}"
-        compose = subprocess.run(
-            ["docker", "compose", "version", "--short"],
-            capture_output=True,
-            text=True,
-            timeout=ENGINE_SECONDS,
-            check=False,
-        )
+        compose = ask("compose", "version", "--short")
     except subprocess.TimeoutExpired as exc:
         return f"`{' '.join(map(str, exc.cmd))}` did not answer within {ENGINE_SECONDS:g} s"
     if compose.returncode != 0 or not compose.stdout.strip().lstrip("v").startswith("2."):
