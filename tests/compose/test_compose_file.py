@@ -410,6 +410,14 @@ def test_down_v_removes_everything(compose: Compose) -> None:
         assert not (volume or {}).get("external", False)
 
 
+def test_redis_keeps_nothing_so_no_anonymous_volume_outlives_down(compose: Compose) -> None:
+    """redis:7.4-alpine declares VOLUME /data; without a mount there, every container got an anonymous volume that
+    `down` (without -v) left behind, one per up/down cycle (seen in real runs)."""
+    redis = compose.service("redis")
+    assert redis["command"][1:] == ["--save", "", "--appendonly", "no"]
+    assert "/data" in redis.get("tmpfs", [])
+
+
 def test_build_contexts_and_dockerfiles_exist(compose: Compose) -> None:
     built = {name: dockerfile_of(compose, name) for name in compose.services}
     for name, dockerfile in built.items():
