@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from bench.bench_gateway import _gateway, _percentile, _stub
 from cachelab.processes import LOOPBACK, free_port, redis_server_path, start_redis_server, stop
-from tests.compose.stack import BUILD_SECONDS, DOWN_SECONDS, UP_SECONDS, ComposeStack, cleanup_stale, docker_problem
+from tests.compose.stack import BUILD_SECONDS, DOWN_SECONDS, ComposeStack, cleanup_stale, docker_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "/items/1"
@@ -86,7 +86,7 @@ def one_run(args: argparse.Namespace, workdir: Path, number: int) -> Run:
     with ExitStack() as cleanup:
         cleanup.callback(stack.remove_everything)
         started = datetime.now(UTC)
-        up = stack.timed("up", "-d", timeout=UP_SECONDS)
+        up = stack.up()
         first = (stack.first_answer_at() - started).total_seconds()
         api = urlsplit(stack.api_url())
 

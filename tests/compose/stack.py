@@ -196,6 +196,7 @@ class ComposeStack:
     ports: dict[str, int] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)  # more of compose.yaml's knobs
     directory: Path = REPO  # where compose.yaml (and the build contexts) are
+    mounted: set[str] = field(default_factory=set)  # volumes the project's containers were seen to mount
 
     @classmethod
     def create(cls, prefix: str, log_dir: Path, **env: str) -> ComposeStack:
@@ -257,6 +258,21 @@ class ComposeStack:
         self.compose(*args, timeout=timeout, directory=directory)
         return time.monotonic() - started
 
+    def up(self, *args: str, timeout: float = UP_SECONDS, directory: Path | None = None) -> float:
+        """`docker compose up -d [ARGS]`: the seconds it took. Notes the volumes its containers mount."""
+        took = self.timed("up", "-d", *args, timeout=timeout, directory=directory)
+        self.remember_volumes()
+        return took
+
+    def remember_volumes(self) -> None:
+        """Note every volume the project's containers mount now, named or anonymous (an image's VOLUME), so
+        `leftovers` finds those without the project's label too."""
+        label = f"label=com.docker.compose.project={self.project}"
+        ids = self.run(["docker", "ps", "-aq", "--filter", label], timeout=60).stdout.split()
+        if ids:
+            template = '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}'
+            self.mounted.update(self.run(["docker", "inspect", "-f", template, *ids], timeout=60).stdout.split())
+
     # ------------------------------------------------------------------ state
     def containers(self, *services: str) -> list[dict[str, Any]]:
         """`docker compose ps -a` of the project (or of some services) as dicts (Service, Name, State, Health,
@@ -294,8 +310,11 @@ class ComposeStack:
         found += [f"container {name}" for name in sorted(mine)]
         networks = self.run(["docker", "network", "ls", "--format", "{{.Name}}"], timeout=60).stdout.split()
         found += [f"network {name}" for name in networks if name == self.project or name.startswith(f"{self.project}_")]
-        volumes = self.run(["docker", "volume", "ls", "--filter", label, "--format", "{{.Name}}"], timeout=60)
-        found += [f"volume {name}" for name in volumes.stdout.split()]
+        self.remember_volumes()
+        labelled = self.run(["docker", "volume", "ls", "--filter", label, "--format", "{{.Name}}"], timeout=60)
+        existing = self.run(["docker", "volume", "ls", "--format", "{{.Name}}"], timeout=60).stdout.split()
+        volumes = set(labelled.stdout.split()) | (self.mounted & set(existing))
+        found += [f"volume {name}" for name in sorted(volumes)]
         return found
 
     def remove_everything(self) -> list[str]:

@@ -188,7 +188,7 @@ def test_up_waits_on_health_and_on_the_deploy_service(
 ) -> None:
     stack = live.stack
     started = datetime.now(UTC)
-    took = stack.timed("up", "-d", timeout=UP_SECONDS)
+    took = stack.up()
     rows = {row["Service"]: row for row in stack.containers()}
     for service in ("localstack", "redis", "stub-api", "locust-master"):
         live.check(rows[service]["Health"] == "healthy", f"{service} is not healthy: {rows[service]}")
@@ -454,6 +454,30 @@ def poll_health(stack: ComposeStack, service: str, *, timeout: float) -> str:
     return health
 
 
+# ---------------------------------------------------------------------------------------------- down and up again
+def test_down_after_the_busy_part_keeps_only_the_named_volumes(
+    live: Live, record_property: Callable[[str, object], None]
+) -> None:
+    """Right after the busy part, with the stampede's Lambda containers still up: LocalStack stops them one after
+    the other when it gets SIGTERM (within its stop_grace_period); nothing but the three named volumes is left, and
+    a file in `results` is still there after `up -d`."""
+    stack = live.stack
+    results = ["run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", "locust-worker", "-c"]
+    stack.compose(*results, "echo kept > /work/results/kept", timeout=120)
+    containers = len(stack.lambda_containers())
+    took = stack.timed("--profile", "jupyter", "down", timeout=DOWN_SECONDS * 2)
+    left = stack.leftovers()
+    volumes = {f"volume {stack.project}_{name}" for name in ("shared", "results", "localstack")}
+    live.check(set(left) == volumes, f"down (without -v) must leave exactly the named volumes: {left}")
+    record_property("down", f"{took:.0f} s with {containers} Lambda containers")
+    took = stack.up()
+    live.refresh()
+    miss_then_hit(live, "/items/1")
+    kept = stack.compose(*results, "cat /work/results/kept", timeout=120).stdout.strip()
+    live.check(kept == "kept", f"the results volume lost its file: {kept!r}")
+    record_property("up -d after down", f"{took:.0f} s")
+
+
 # ---------------------------------------------------------------------------------------------- rebuild
 def repo_copy(destination: Path) -> Path:
     skip = shutil.ignore_patterns(".git", ".venv", "results", "__pycache__", ".mypy_cache", ".pytest_cache",
@@ -487,8 +511,9 @@ def image_ids(live: Live) -> dict[str, str]:
 def test_up_build_after_a_code_change_deploys_the_new_code(
     live: Live, tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
-    """On the running stack, as a developer would: edit proxy/, `docker compose up -d --build`. The edit is made
-    in a copy of the checkout (the same compose.yaml), so the working tree is never touched."""
+    """On a running stack, as a developer would: edit proxy/, `docker compose up -d --build`; LocalStack keeps
+    running and `deploy` updates the stack. The edit is made in a copy of the checkout (the same compose.yaml), so
+    the working tree is never touched."""
     stack = live.stack
     copy = repo_copy(tmp_path / "repo")
     init = copy / "proxy" / "__init__.py"
@@ -496,22 +521,22 @@ def test_up_build_after_a_code_change_deploys_the_new_code(
     assert CODE_CHANGE not in deployed_file(live, "proxy/__init__.py")
     mine = image_ids(live)
     try:
-        took = stack.timed("up", "-d", "--build", timeout=BUILD_SECONDS + UP_SECONDS, directory=copy)
+        took = stack.up("--build", timeout=BUILD_SECONDS + UP_SECONDS, directory=copy)
         live.rebuilt.update(image for image in image_ids(live).values() if image not in mine.values())
         live.refresh()
         live.check(CODE_CHANGE in deployed_file(live, "proxy/__init__.py"), "the deployed function lacks the change")
-        miss_then_hit(live, "/items/1?after=rebuild")  # a key the Locust run (items 1-1000) never asked for
+        miss_then_hit(live, "/items/1?after=rebuild")  # a key nobody asked for since this stack came up
         record_property("up -d --build after a code change (running stack)", f"{took:.0f} s")
     finally:
         # the images again as this checkout builds them (cached layers: seconds)
         stack.compose("--profile", "jupyter", "build", timeout=BUILD_SECONDS)
 
 
-# ---------------------------------------------------------------------------------------------- down and up again
+# ---------------------------------------------------------------------------------------------- down -v and up again
 def test_down_v_leaves_nothing_of_the_project_within_30_s(
     live: Live, record_property: Callable[[str, object], None]
 ) -> None:
-    """Right after the busy part, with the Lambda containers of the stampede still up."""
+    """No container (Lambda containers included), network or volume (anonymous ones included) is left."""
     stack = live.stack
     containers = len(stack.lambda_containers())
     took = stack.timed("--profile", "jupyter", "down", "-v", timeout=DOWN_SECONDS * 2)
@@ -522,26 +547,10 @@ def test_down_v_leaves_nothing_of_the_project_within_30_s(
 
 
 def test_up_again_after_down_v(live: Live, record_property: Callable[[str, object], None]) -> None:
-    took = live.stack.timed("up", "-d", timeout=UP_SECONDS)
+    took = live.stack.up()
     live.refresh()
     miss_then_hit(live, "/items/1")
     record_property("up -d after down -v", f"{took:.0f} s")
-
-
-def test_up_again_after_down_keeps_the_volumes(live: Live, record_property: Callable[[str, object], None]) -> None:
-    stack = live.stack
-    results = ["run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", "locust-worker", "-c"]
-    stack.compose(*results, "echo kept > /work/results/kept", timeout=120)
-    stack.compose("--profile", "jupyter", "down", timeout=DOWN_SECONDS * 2)
-    left = stack.leftovers()
-    volumes = {f"volume {stack.project}_{name}" for name in ("shared", "results", "localstack")}
-    live.check(set(left) == volumes, f"down (without -v) must keep exactly the volumes: {left}")
-    took = stack.timed("up", "-d", timeout=UP_SECONDS)
-    live.refresh()
-    miss_then_hit(live, "/items/1")
-    kept = stack.compose(*results, "cat /work/results/kept", timeout=120).stdout.strip()
-    live.check(kept == "kept", f"the results volume lost its file: {kept!r}")
-    record_property("up -d after down", f"{took:.0f} s")
 
 
 def test_down_v_at_the_end_leaves_nothing(live: Live) -> None:
