@@ -44,10 +44,10 @@ lint: venv ## ruff
 typecheck: venv ## mypy (strict)
 	$(BIN)/mypy
 
-pytest: venv tools ## the whole pytest suite (PYTEST_WORKERS processes)
-	$(call run_pytest,-q -ra -n $(PYTEST_WORKERS) --dist loadfile)
+pytest: venv tools ## the whole pytest suite but the compose stack (PYTEST_WORKERS processes; test-compose-stack runs that)
+	$(call run_pytest,-q -ra -n $(PYTEST_WORKERS) --dist loadfile --ignore=$(COMPOSE_STACK_TESTS))
 
-test: venv tools lint typecheck pytest ## everything CI runs: tools, ruff, mypy, pytest
+test: venv tools lint typecheck pytest test-compose-stack ## everything CI runs: tools, ruff, mypy, pytest, the compose stack
 
 test-fast: venv ## the edit-test loop (~20 s): unit tests and the store contract on fakeredis; starts no process
 	$(call run_pytest,-q -m "unit and not redis_server")

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 GOOD = frozenset({"MISS", "HIT", "STALE"})
 NETWORK_HINT = (
-    "LocalStack must start Lambda containers on the compose network: LAMBDA_DOCKER_NETWORK=cachelab in "
-    "compose.yaml (the network's `name:`), and the Docker socket mounted into the localstack service"
+    "LocalStack must start Lambda containers on the compose network: LAMBDA_DOCKER_NETWORK in compose.yaml "
+    "equal to the network's `name:` (the project name, cachelab by default), and the Docker socket mounted into "
+    "the localstack service"
 )
 
 

@@ -200,6 +200,10 @@ def test_lambda_containers_join_the_compose_network_through_the_docker_socket(co
     env = compose.environment("localstack")
     network = compose.config["networks"]["default"]["name"]
     assert env["LAMBDA_DOCKER_NETWORK"] == network == "cachelab"
+    # the network is named after the project, so `docker compose -p other` runs a second stack beside this one
+    other = load_compose({"COMPOSE_PROJECT_NAME": "other"})
+    assert other.environment("localstack")["LAMBDA_DOCKER_NETWORK"] == other.config["networks"]["default"]["name"]
+    assert other.config["networks"]["default"]["name"] == "other"
     assert ("/var/run/docker.sock", "/var/run/docker.sock", False) in mounts(compose.service("localstack"))
     for name, service in compose.services.items():
         # every service is on the default network only, so the Lambda containers resolve redis and stub-api
@@ -207,6 +211,27 @@ def test_lambda_containers_join_the_compose_network_through_the_docker_socket(co
         assert set(service.get("networks") or ["default"]) == {"default"}, name
     assert set(compose.config["networks"]) == {"default"}
     assert not compose.config["networks"]["default"].get("external", False)
+
+
+def test_localstack_sends_no_analytics_so_it_stops_its_lambda_containers_offline(compose: Compose) -> None:
+    """Offline, LocalStack's analytics shutdown hook fails and the Lambda containers outlive `down`. It stops them
+    one by one (about 0.5 s each in real runs: 17-26 s for 51), so it gets a minute before it is killed."""
+    assert compose.environment("localstack")["DISABLE_EVENTS"] == "1"
+    assert compose.service("localstack")["stop_grace_period"] == "60s"
+
+
+def test_a_burst_of_new_lambda_containers_may_start_slowly_but_is_not_sent_twice(compose: Compose) -> None:
+    """Real runs: dozens of containers starting together on two cores took longer than LocalStack's 20 s (they were
+    killed half-started), and API Gateway's internal client retried invocations it had given up on."""
+    env = compose.environment("localstack")
+    assert float(env["LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT"]) >= 60
+    assert (
+        load_compose({"LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT": "300"}).environment("localstack")[
+            "LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT"
+        ]
+        == "300"
+    )
+    assert env["DISABLE_BOTO_RETRIES"] == "1"
 
 
 def test_arm64_functions_run_on_any_host(compose: Compose) -> None:
@@ -385,6 +410,14 @@ def test_down_v_removes_everything(compose: Compose) -> None:
     assert used == declared
     for volume in compose.config["volumes"].values():
         assert not (volume or {}).get("external", False)
+
+
+def test_redis_keeps_nothing_so_no_anonymous_volume_outlives_down(compose: Compose) -> None:
+    """redis:7.4-alpine declares VOLUME /data; without a mount there, every container got an anonymous volume that
+    `down` (without -v) left behind, one per up/down cycle (seen in real runs)."""
+    redis = compose.service("redis")
+    assert redis["command"][1:] == ["--save", "", "--appendonly", "no"]
+    assert "/data" in redis.get("tmpfs", [])
 
 
 def test_build_contexts_and_dockerfiles_exist(compose: Compose) -> None:

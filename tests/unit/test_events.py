@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cachelab.events import build_event
+from cachelab.gateway.events import result_to_response
 from proxy.events import BadEvent, parse_event, render
 from proxy.http import Headers, Response
 from tests.support.events import load_event
@@ -91,12 +95,100 @@ def test_binary_bodies_are_base64_and_text_is_not() -> None:
     }
 
 
-def test_v1_results_put_each_header_name_in_one_map() -> None:
-    """API Gateway merges `headers` and `multiValueHeaders`; LocalStack appends both: disjoint maps are right on both."""
-    response = Response(200, Headers([("set-cookie", "a=1"), ("x-one", "1"), ("set-cookie", "b=2"), ("vary", "x")]))
-    result = render(response, "1.0")
-    assert result["headers"] == {"x-one": "1", "vary": "x"}
-    assert result["multiValueHeaders"] == {"set-cookie": ["a=1", "b=2"]}
+# ---------------------------------------------------------------------------------------------- 1.0 header maps
+# A payload 1.0 result may carry `headers` (one value per name) and `multiValueHeaders` (a list per name). Two
+# readers of the same result, modelled here as they are documented and as they are written:
+def merged_like_api_gateway(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """API Gateway (REST, Lambda proxy integration output format): "If you specify values for both headers and
+    multiValueHeaders, API Gateway merges them into a single list. If the same key-value pair is specified in
+    both, only the values from multiValueHeaders will appear in the merged list." """
+    pairs = [
+        (name.lower(), value) for name, values in (result.get("multiValueHeaders") or {}).items() for value in values
+    ]
+    single = [(name.lower(), value) for name, value in (result.get("headers") or {}).items()]
+    return pairs + [pair for pair in single if pair not in pairs]
+
+
+def merged_like_localstack(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """LocalStack 4.14 (`_merge_lambda_response_headers` of its REST API Lambda integration): a name in both maps
+    gets the multiValueHeaders values followed by the headers value, so a pair present in both arrives twice."""
+    merged: dict[str, list[str]] = {name.lower(): [value] for name, value in (result.get("headers") or {}).items()}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        merged[name.lower()] = [*values, *merged.get(name.lower(), [])]
+    return [(name, value) for name, values in merged.items() for value in values]
+
+
+def as_received(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Each name's values in order: what a client can tell apart (the order between names is not specified)."""
+    received: dict[str, list[str]] = {}
+    for name, value in pairs:
+        received.setdefault(name.lower(), []).append(value)
+    return received
+
+
+PROXY_ANSWER = Headers(
+    [
+        ("content-type", "application/json"),
+        ("etag", '"v1"'),
+        ("vary", "accept"),
+        ("vary", "accept-language"),
+        ("set-cookie", "a=1"),
+        ("set-cookie", "b=2"),
+        ("age", "0"),
+        ("x-cache", "HIT"),
+        ("cache-status", "cachelab; hit; ttl=299"),
+    ]
+)
+
+
+def test_v1_results_put_each_header_name_in_exactly_one_map() -> None:
+    result = render(Response(200, PROXY_ANSWER, b"{}"), "1.0")
+    assert result["headers"] == {
+        "content-type": "application/json",
+        "etag": '"v1"',
+        "age": "0",
+        "x-cache": "HIT",
+        "cache-status": "cachelab; hit; ttl=299",
+    }
+    assert result["multiValueHeaders"] == {"vary": ["accept", "accept-language"], "set-cookie": ["a=1", "b=2"]}
+    assert not set(result["headers"]) & set(result["multiValueHeaders"])
+
+
+def test_v1_results_without_repeated_names_have_no_multi_value_map() -> None:
+    result = render(Response(502, Headers([("content-type", "application/json"), ("x-cache", "MISS")]), b"{}"), "1.0")
+    assert "multiValueHeaders" not in result
+    assert result["headers"] == {"content-type": "application/json", "x-cache": "MISS"}
+
+
+@pytest.mark.parametrize("merge", [merged_like_api_gateway, merged_like_localstack])
+def test_v1_results_give_every_header_exactly_once_through_either_gateway(merge: Any) -> None:
+    result = render(Response(200, PROXY_ANSWER, b"{}"), "1.0")
+    assert as_received(merge(result)) == as_received(list(PROXY_ANSWER.items()))
+
+
+def test_the_old_rendering_doubled_every_header_through_localstack() -> None:
+    """The models tell the renderings apart: both maps carrying every name is right on API Gateway only."""
+    both = {"headers": {"x-cache": "MISS"}, "multiValueHeaders": {"x-cache": ["MISS"]}}
+    assert merged_like_api_gateway(both) == [("x-cache", "MISS")]
+    assert merged_like_localstack(both) == [("x-cache", "MISS"), ("x-cache", "MISS")]
+
+
+def test_the_local_gateway_reads_v1_results_as_api_gateway_does() -> None:
+    result = render(Response(200, PROXY_ANSWER, b"{}"), "1.0")
+    answer = result_to_response(result, binary_media_types=["*/*"], accept=None)
+    assert Counter((name.lower(), value) for name, value in answer.headers) == Counter(PROXY_ANSWER.items())
+
+
+_NAMES = st.sampled_from(["x-cache", "vary", "set-cookie", "etag", "link", "x-a"])
+_VALUES = st.text(alphabet="abc=;, 01", min_size=0, max_size=6)
+
+
+@given(st.lists(st.tuples(_NAMES, _VALUES), max_size=12))
+def test_any_header_list_survives_both_merges_unchanged(items: list[tuple[str, str]]) -> None:
+    result = render(Response(200, Headers(items), b""), "1.0")
+    expected = as_received(items)
+    assert as_received(merged_like_api_gateway(result)) == expected
+    assert as_received(merged_like_localstack(result)) == expected
 
 
 def test_v2_results_put_set_cookie_in_cookies() -> None:
