@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,35 @@ def test_hadolint(dockerfile: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+FIRST_PARTY = ("analysis", "cachelab", "loadtests", "proxy", "stub_api", "whatif")
+
+
+def first_party_packages_of_the_cli() -> set[str]:
+    """Our top-level packages that `cachelab --help` imports (every command module, at its top level)."""
+    code = "import sys, cachelab.cli; cachelab.cli.build_parser(); print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    return {name.split(".")[0] for name in out.split()} & set(FIRST_PARTY)
+
+
+@pytest.mark.parametrize("image", ["deploy", "locust", "jupyter"])
+def test_images_that_run_the_cli_carry_every_package_it_imports(image: str) -> None:
+    """The deploy image ran `python -m cachelab deploy` without the whatif package once: the CLI imports every
+    command module to build its parser, so an image that runs it needs each first-party package they import."""
+    dockerfile = REPO / "docker" / image / "Dockerfile"
+    copied = {
+        source.strip("/").split("/")[0]
+        for spec in copy_specs(parse_dockerfile(dockerfile))
+        if spec.from_stage is None
+        for source in spec.sources
+    }
+    missing = first_party_packages_of_the_cli() - copied
+    assert not missing, f"{dockerfile.relative_to(REPO)} does not COPY {sorted(missing)}"
