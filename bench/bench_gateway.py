@@ -29,9 +29,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cachelab.events import build_event
 from cachelab.gateway.cli import command as gateway_command
 from cachelab.gateway.cli import health_url
-from cachelab.gateway.events import CLOCK, HttpRequest, build_event
 from cachelab.gateway.worker import LambdaContext, StaticContext
 from cachelab.processes import (
     LOOPBACK,
@@ -42,6 +42,7 @@ from cachelab.processes import (
     stop,
 )
 from proxy import handler as proxy_handler
+from proxy.config import ENVIRONMENT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX = "/usr/sbin/nginx"
@@ -132,15 +133,7 @@ def _handler_call(redis_port: int, stub_port: int) -> Callable[[], float]:
     os.environ.update(
         UPSTREAM_URL=f"http://{LOOPBACK}:{stub_port}", REDIS_URL=f"redis://{LOOPBACK}:{redis_port}/0", LOG_LEVEL="INFO"
     )
-    request = HttpRequest(
-        "GET", PATH, "", [("Host", "bench"), ("Accept", "application/json")], b"", LOOPBACK, "HTTP/1.1"
-    )
-    epoch_ms, request_time, _ = CLOCK.now()
-    event = build_event(
-        request, resource="/{proxy+}", path_parameters={"proxy": PATH.lstrip("/")}, stage="api",
-        binary_media_types=(), request_id="bench", server_port=0, request_time_epoch=epoch_ms,
-        request_time=request_time,
-    )  # fmt: skip
+    event = build_event("GET", PATH, [("Host", "bench"), ("Accept", "application/json")])
     static = StaticContext({"AWS_LAMBDA_FUNCTION_NAME": "ProxyFunction", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256"})
     sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
 
@@ -205,7 +198,7 @@ def _stub(workdir: Path) -> Iterator[int]:
 def _gateway(workdir: Path, name: str, args: list[str], env: dict[str, str] | None = None) -> Iterator[int]:
     port = free_port()
     child_env = {**os.environ, **(env or {})}
-    argv = gateway_command(port, extra=args)
+    argv = gateway_command(port, pass_env=ENVIRONMENT_NAMES, extra=args)
     with running(argv, port=port, env=child_env, log=workdir / f"{name}.log", health_url=health_url(port), timeout=30):
         yield port
 

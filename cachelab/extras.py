@@ -5,7 +5,8 @@ optional dependencies come in extras (pyproject.toml):
 
     stub       aiohttp: the stub external API          (cachelab stub, up, demo)
     load       Locust, matplotlib, numpy               (cachelab load, demo, the Locust web UI of up)
-    sam        AWS SAM CLI, cfn-lint, boto3            (cachelab gateway, up, demo, deploy; boto3 for --stack, SNS)
+    sam        AWS SAM CLI, cfn-lint, boto3,           (cachelab gateway, up, demo, deploy; boto3 for --stack, SNS)
+               httptools, uvloop (the gateway's HTTP)
     fakeredis  an embedded Redis                       (cachelab up and demo when redis-server is not installed)
 
 A command that lacks one stops before doing anything, with one line naming what to install (exit status 2), instead
@@ -15,13 +16,14 @@ of a traceback from deep inside an import.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Iterable
 
 # Each extra, and the top-level modules whose presence shows it is installed (the ones the commands import).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "stub": ("aiohttp",),
     "load": ("locust", "matplotlib", "numpy"),
-    "sam": ("samcli", "boto3"),
+    "sam": ("samcli", "boto3", "httptools", *(("uvloop",) if sys.platform != "win32" else ())),
     "fakeredis": ("fakeredis", "lupa"),
 }
 

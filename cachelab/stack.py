@@ -22,6 +22,7 @@ from cachelab import processes
 from cachelab.gateway.cli import command as gateway_command
 from cachelab.gateway.cli import health_url as gateway_health_url
 from cachelab.processes import LOOPBACK
+from proxy.config import ENVIRONMENT_NAMES
 
 # A slow, slightly heavy-tailed upstream by default: what makes caching worth it.
 DEFAULT_STUB_ARGS = ("--latency-ms", "120", "--latency-p99-ms", "600", "--seed", "7")
@@ -192,8 +193,9 @@ class Stack:
         params = [arg for param in self.config.gateway_params for arg in ("--param", param)]  # the gateway checks them
         params += self.config.gateway_args
         argv = gateway_command(
-            self.config.gateway_port, concurrency=self.config.concurrency, warm=self.config.warm, extra=params
-        )
+            self.config.gateway_port, concurrency=self.config.concurrency, warm=self.config.warm,
+            pass_env=ENVIRONMENT_NAMES, extra=params,
+        )  # fmt: skip
         health = gateway_health_url(self.config.gateway_port)
         self._launch("gateway", argv, self.gateway_url, self.config.gateway_port, health=health, env=env, timeout=60.0)
 

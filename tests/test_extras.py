@@ -64,6 +64,7 @@ def test_help_works_with_no_extra_installed(command: str | None) -> None:
     [
         (["aiohttp"], ["stub", "--port", "0"], "stub"),
         (["samcli"], ["gateway", "--port", "1"], "sam"),
+        (["httptools"], ["gateway", "--port", "1"], "sam"),
         (["aiohttp", "samcli"], ["up", "--no-locust"], "stub,sam"),
         (["locust"], ["up"], "load"),
         (["locust", "matplotlib"], ["demo"], "load"),

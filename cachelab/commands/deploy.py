@@ -50,26 +50,36 @@ HOURLY_COSTS = {
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def read_template(template: Path = TEMPLATE) -> dict[str, Any]:
+    """The template as SAM CLI reads it: the reader the local gateway resolves it with, too."""
+    # SAM CLI takes a second to import: loaded here, so `cachelab --help` does not pay for it.
+    from cachelab.gateway.spec import TemplateError  # noqa: PLC0415
+    from cachelab.gateway.template import read_template as sam_read  # noqa: PLC0415
+
+    try:
+        return sam_read(template)
+    except TemplateError as exc:
+        raise CliError(str(exc)) from None
+
+
 def template_parameters(template: Path = TEMPLATE) -> list[str]:
-    """The parameter names declared in the template's top-level `Parameters:` block (two-space indented keys)."""
-    names: list[str] = []
-    inside = False
-    for line in template.read_text().splitlines():
-        if re.match(r"^\S", line):
-            inside = line.rstrip() == "Parameters:"
-            continue
-        match = re.match(r"^  ([A-Za-z0-9]+):\s*$", line)
-        if inside and match:
-            names.append(match.group(1))
-    return names
+    """The parameter names the template declares, in its order."""
+    return [str(name) for name in read_template(template).get("Parameters") or {}]
 
 
 def template_runtime(template: Path = TEMPLATE) -> str:
-    """The Python version of the template's functions ("3.13" for `Runtime: python3.13`)."""
-    match = re.search(r"^\s+Runtime:\s*python(\d+\.\d+)\s*$", template.read_text(), re.MULTILINE)
-    if match is None:
-        raise CliError(f"{template} declares no python runtime")
-    return match.group(1)
+    """The Python version of the template's functions ("3.13" for `Runtime: python3.13`): the Globals' runtime,
+    else the first Python function's."""
+    data = read_template(template)
+    globals_ = (data.get("Globals") or {}).get("Function") or {}
+    runtimes = [globals_.get("Runtime")]
+    for resource in (data.get("Resources") or {}).values():
+        if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Function":
+            runtimes.append((resource.get("Properties") or {}).get("Runtime"))
+    for runtime in runtimes:
+        if isinstance(runtime, str) and re.fullmatch(r"python\d+\.\d+", runtime):
+            return runtime.removeprefix("python")
+    raise CliError(f"{template} declares no python runtime")
 
 
 def find_python(version: str) -> Path | None:

@@ -1,4 +1,5 @@
-"""`python -m cachelab.gateway --port P ...`: the same as `cachelab gateway`."""
+"""`python -m cachelab.gateway --port P ...`: the gateway for any SAM function, `cachelab gateway` without the proxy's
+configuration names (give them with --pass-env NAME, as `cachelab.gateway.cli.command(pass_env=...)` does)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,12 @@
-"""`cachelab gateway` (and `python -m cachelab.gateway`): arguments, template resolution, then `Gateway.run()`."""
+"""`python -m cachelab.gateway` (and, through `cachelab gateway`, the proxy's local API Gateway): arguments,
+template resolution, then `Gateway.run()`.
+
+The gateway serves whichever function a SAM template defines: what it knows of that function's configuration is
+passed in by its caller (`pass_env`: the variables whose value in the gateway's environment overrides the
+template's; `hints`: what to say when a variable resolves to a resource of a deployed stack). Failures raise
+`GatewayError`, which the command line prints as one line, exit status 2. The server (httptools, uvloop) and SAM
+CLI are imported once the arguments are checked, so `--help` and the extras check need neither.
+"""
 
 from __future__ import annotations
 
@@ -9,31 +17,19 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from cachelab.cli import CliError
 from cachelab.extras import MissingExtras, require
-from cachelab.gateway.server import ADMIN_PREFIX, API_TIMEOUT_S, Gateway, GatewaySettings, StartError, json_log
-from cachelab.gateway.spec import FunctionSpec, TemplateError, parse_params, runtime_mismatch, unresolved_variables
+from cachelab.gateway.settings import API_TIMEOUT_S, HEALTH_PATH, GatewayError, GatewaySettings, json_log
+from cachelab.gateway.spec import FunctionSpec, parse_params, runtime_mismatch, unresolved_variables
 from cachelab.processes import LOOPBACK, PortInUseError
 
 DEFAULT_PORT = 3000  # as `sam local start-api`
 DEFAULT_CONCURRENCY = 10
 DEFAULT_TEMPLATE = Path("sam/template.yaml")
-HEALTH_PATH = f"{ADMIN_PREFIX}health"
-LOCAL_REDIS_PARAMS = "--param RedisMode=external --param RedisUrl=redis://127.0.0.1:6379/0"
-DESCRIPTION = f"""\
-A local API Gateway REST API (Lambda proxy integration) for the proxy Lambda of the SAM template: REST proxy
-events, a Lambda-like context, the function timeout (504), a reserved-concurrency cap (429), cold starts in
-separate worker processes.
-
-Configuration: the function's environment comes from the template (--param Name=Value sets its parameters), and
-the proxy's variables (UPSTREAM_URL, REDIS_URL, CACHE_TTL_SECONDS, ...) set in this command's environment win
-over it. The template's defaults describe AWS (RedisMode=elasticache: an ElastiCache endpoint that exists only
-in a deployed stack), so locally give the function a Redis, either way:
-
-  cachelab gateway {LOCAL_REDIS_PARAMS}
-  REDIS_URL=redis://127.0.0.1:6379/0 UPSTREAM_URL=http://127.0.0.1:8081 cachelab gateway
-
-Without one the gateway refuses to start and names what is missing."""
+DESCRIPTION = """\
+A local API Gateway REST API (Lambda proxy integration) for one function of a SAM template: REST proxy events, a
+Lambda-like context, the function timeout (504), a reserved-concurrency cap (429), cold starts in separate worker
+processes. The function's environment comes from the template (--param Name=Value sets its parameters); each
+--pass-env NAME set in this command's environment overrides the template's value."""
 
 
 def _default_template() -> Path:
@@ -51,15 +47,18 @@ def command(
     params: Mapping[str, str] | None = None,
     concurrency: int | None = None,
     warm: int | None = None,
+    pass_env: Sequence[str] = (),
     extra: Sequence[str] = (),
 ) -> list[str]:
     """The argv that runs a gateway in its own process (what `cachelab up` starts); it is healthy when
-    `health_url(port)` answers 200. Configuration names (UPSTREAM_URL, REDIS_URL, ...) go in its environment."""
+    `health_url(port)` answers 200. The values of the `pass_env` names go in its environment."""
     argv = [sys.executable, "-m", "cachelab.gateway", "--port", str(port), "--host", host]
     if template is not None:
         argv += ["--template", str(template)]
     for name, value in (params or {}).items():
         argv += ["--param", f"{name}={value}"]
+    for name in pass_env:
+        argv += ["--pass-env", name]
     if concurrency is not None:
         argv += ["--concurrency", str(concurrency)]
     if warm is not None:
@@ -117,6 +116,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a template parameter (repeatable), as `sam local --parameter-overrides`",
     )  # fmt: skip
     parser.add_argument(
+        "--pass-env", action="append", default=[], metavar="NAME",
+        help="a variable that, set in this command's environment, overrides the function's (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
         "--concurrency", type=_positive_int, default=None, metavar="N",
         help="execution environments at most, like reserved concurrency (default: the template's "
         f"ReservedConcurrentExecutions, else {DEFAULT_CONCURRENCY})",
@@ -137,17 +140,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--access-log", action="store_true", help="one JSON line per request on stderr")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, *, pass_env: Sequence[str] = (), hints: Mapping[str, str] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT. `pass_env` adds to the --pass-env names; `hints` says, for a variable name, what
+    to pass when it resolves to a resource of a deployed stack. GatewayError when the gateway cannot serve."""
     template = args.template if args.template is not None else _default_template()
     # SAM CLI takes ~0.6 s to import: loaded here, so other `cachelab` subcommands do not pay for it.
     load_function: Callable[..., FunctionSpec] = importlib.import_module("cachelab.gateway.template").load_function
-    try:
-        spec = load_function(template, function=args.function, params=parse_params(args.param), shell_env=os.environ)
-    except TemplateError as exc:
-        raise CliError(str(exc)) from None
+    names = tuple(dict.fromkeys([*pass_env, *args.pass_env]))
+    spec = load_function(
+        template, function=args.function, params=parse_params(args.param), shell_env=os.environ, pass_env=names
+    )
     unresolved = unresolved_variables(spec.environment)
     if unresolved:
-        raise CliError(_unresolved_message(unresolved))
+        raise GatewayError(_unresolved_message(unresolved, hints or {}))
     concurrency = args.concurrency or spec.reserved_concurrency or DEFAULT_CONCURRENCY
     settings = GatewaySettings(
         host=args.host, port=args.port, concurrency=concurrency, throttle_wait=args.throttle_wait,
@@ -156,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     mismatch = runtime_mismatch(spec.runtime)
     if mismatch is not None:
         json_log("runtime_mismatch", message=mismatch)
+    from cachelab.gateway.server import Gateway  # noqa: PLC0415 - httptools and uvloop load once the arguments pass
+
     gateway = Gateway(spec, settings)
 
     def banner() -> None:  # once it listens: a gateway that failed to start never says it is on a URL
@@ -167,14 +174,14 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         return gateway.run(on_listening=banner)
-    except (PortInUseError, StartError) as exc:
-        raise CliError(str(exc)) from None
+    except PortInUseError as exc:
+        raise GatewayError(str(exc)) from None
 
 
-def _unresolved_message(unresolved: Mapping[str, str]) -> str:
+def _unresolved_message(unresolved: Mapping[str, str], hints: Mapping[str, str]) -> str:
     name, value = next(iter(unresolved.items()))
     others = f" (and {', '.join(list(unresolved)[1:])})" if len(unresolved) > 1 else ""
-    hint = f"pass {LOCAL_REDIS_PARAMS}" if name == "REDIS_URL" else "pass the template parameters that set it"
+    hint = hints.get(name, "pass the template parameters that set it")
     return (
         f"{name}{others} resolves to {value!r}, a resource that exists only in a deployed stack, so every request "
         f"would fail; {hint}, or set {name} in the gateway's environment (see cachelab gateway --help)"
@@ -192,6 +199,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         require(("sam",))
         return run(args)
-    except (CliError, MissingExtras) as exc:
+    except (GatewayError, MissingExtras) as exc:
         print(f"cachelab gateway: error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from cachelab.gateway import wire
 from cachelab.gateway.spec import FunctionSpec
@@ -43,11 +43,15 @@ class EnvironmentFailed(Exception):
         return str(self)
 
 
-FrameListener = Callable[[bytes, bytes], None]
+Payload = bytes | memoryview
+FrameListener = Callable[[bytes, Payload], None]
 
 
 class _Channel(asyncio.Protocol):
-    """The gateway's end of an environment's socket: each frame goes to the current listener, no task switch."""
+    """The gateway's end of an environment's socket: each frame goes to the current listener, no task switch.
+
+    A frame that arrives whole in one read (a warm invocation's reply, the usual case) is handed over as a view of
+    that read, not copied."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -57,24 +61,31 @@ class _Channel(asyncio.Protocol):
         self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer
-        buffer += data
         size = wire.HEADER.size
+        if not buffer and len(data) >= size:
+            kind, length = wire.HEADER.unpack_from(data)
+            if len(data) == size + length:
+                self._deliver(kind, memoryview(data)[size:])
+                return
+        buffer += data
         while len(buffer) >= size:
             kind, length = wire.HEADER.unpack_from(buffer)
             if len(buffer) < size + length:
                 break
             payload = bytes(buffer[size : size + length])
             del buffer[: size + length]
-            listener = self.listener
-            if listener is not None:  # else a late reply of an abandoned invocation: dropped
-                self.listener = None
-                self.on_lost = None
-                listener(kind, payload)
+            self._deliver(kind, payload)
+
+    def _deliver(self, kind: bytes, payload: Payload) -> None:
+        listener = self.listener
+        if listener is not None:  # else a late reply of an abandoned invocation: dropped
+            self.listener = None
+            self.on_lost = None
+            listener(kind, payload)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -94,9 +105,9 @@ class _Channel(asyncio.Protocol):
             raise EnvironmentFailed("the environment exited")
         waiter: asyncio.Future[tuple[bytes, bytes]] = asyncio.get_running_loop().create_future()
 
-        def on_frame(kind: bytes, payload: bytes) -> None:
+        def on_frame(kind: bytes, payload: Payload) -> None:
             if not waiter.done():
-                waiter.set_result((kind, payload))
+                waiter.set_result((kind, bytes(payload)))
 
         def on_lost() -> None:
             if not waiter.done():
@@ -183,6 +194,7 @@ class Pool:
         self.closed = False
         self._reaping: set[asyncio.Task[int]] = set()
         self._env = self._worker_environment()
+        self._worker_args = [arg for media in spec.binary_media_types for arg in ("--binary-media-type", media)]
 
     def _worker_environment(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in _PASSED_THROUGH if k in os.environ}
@@ -309,7 +321,7 @@ class Pool:
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "cachelab.gateway.worker",
-                "--fd", str(child.fileno()), "--parent-pid", str(os.getpid()),
+                "--fd", str(child.fileno()), "--parent-pid", str(os.getpid()), *self._worker_args,
                 pass_fds=(child.fileno(),), env=self._env, cwd=self.spec.task_root,
                 stdin=asyncio.subprocess.DEVNULL, stdout=sys.stderr.fileno(), stderr=None,
             )  # fmt: skip

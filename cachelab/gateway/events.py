@@ -1,33 +1,22 @@
-"""HTTP request -> API Gateway REST proxy event (payload 1.0), and Lambda result -> HTTP response.
+"""HTTP request -> API Gateway REST proxy event (payload 1.0): the one builder, used by the gateway and by
+`cachelab invoke --event-format rest`.
 
 The event has exactly the shape of SAM CLI's event model (`samcli.local.events.api_event`, what `sam local
 start-api` sends), built without its Flask request plumbing or per-request objects; the unit tests hold the two
-equal. The result is checked the way a REST API's Lambda proxy
-integration checks it: anything malformed becomes 502 {"message": "Internal server error"}.
+equal. (The way back, result -> HTTP response, is `cachelab.gateway.results`.)
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import fnmatch
-import json
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
-MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's request and Lambda's synchronous response limits
-_ALLOWED_RESULT_KEYS = frozenset(
-    {"statusCode", "body", "headers", "multiValueHeaders", "isBase64Encoded", "base64Encoded", "cookies"}
-)
-# Headers a Lambda result cannot set directly: API Gateway remaps them to X-Amzn-Remapped-<name>.
-_REMAPPED = frozenset(
-    {"connection", "content-length", "date", "keep-alive", "server", "trailer", "transfer-encoding", "upgrade"}
-)
+from cachelab.gateway.results import media_type_matches
 
 
 @dataclass(slots=True)
@@ -48,24 +37,6 @@ class HttpRequest:
             if key.lower() == lowered:
                 found = value
         return found
-
-
-@dataclass(slots=True)
-class HttpResponse:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-class MalformedResult(ValueError):
-    """The Lambda result is not a valid proxy integration response (API Gateway answers 502)."""
-
-
-def error_response(status: int, message: str, error_type: str | None = None) -> HttpResponse:
-    headers = [("Content-Type", "application/json")]
-    if error_type is not None:
-        headers.append(("x-amzn-ErrorType", error_type))
-    return HttpResponse(status, headers, json.dumps({"message": message}).encode())
 
 
 class _Clock:
@@ -90,12 +61,18 @@ class _Clock:
 CLOCK = _Clock()
 
 
-def media_type_matches(media_type: str | None, patterns: Sequence[str]) -> bool:
-    """`image/png` matches `image/png`, `image/*` and `*/*` (parameters after ';' are ignored)."""
-    if not media_type or not patterns:
-        return False
-    bare = media_type.split(";", 1)[0].strip().lower()
-    return any(fnmatch.fnmatchcase(bare, p.lower()) for p in patterns)
+def split_target(target: str) -> tuple[str, str]:
+    """The path of a request target as the client sent it (still percent-encoded, as a REST API's `path` is) and
+    its raw query. A fragment is not part of a request target (RFC 9110 §7.1): one sent anyway is dropped. The
+    absolute form (`http://host/path`) gives its path. ValueError for any other form (`*`, authority form)."""
+    target = target.partition("#")[0]
+    if not target.startswith("/"):
+        if not target.startswith(("http://", "https://")):
+            raise ValueError("malformed request target")
+        parts = urlsplit(target)
+        return parts.path or "/", parts.query
+    raw_path, _, query = target.partition("?")
+    return raw_path, query
 
 
 def build_event(
@@ -209,101 +186,3 @@ def new_request_id() -> str:
     h[8] = (h[8] & 0x3F) | 0x80
     x = h.hex()
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
-
-
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field name
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
-_NAMES: dict[str, tuple[str, bool]] = {}  # checked header name -> (name on the wire, is Content-Type)
-
-
-def _header_value(name: object, value: object) -> str:
-    if type(value) is str:
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    raise MalformedResult(f"header {name!r} has a non-scalar value {value!r}")
-
-
-def _header_name(name: str) -> tuple[str, bool]:
-    known = _NAMES.get(name)
-    if known is not None:
-        return known
-    if type(name) is not str or not _TOKEN.fullmatch(name):
-        raise MalformedResult(f"invalid header name {name!r}")
-    lowered = name.lower()
-    checked = (f"X-Amzn-Remapped-{name}" if lowered in _REMAPPED else name, lowered == "content-type")
-    if len(_NAMES) < 4096:  # header names repeat from one response to the next
-        _NAMES[name] = checked
-    return checked
-
-
-def result_to_response(result: object, *, binary_media_types: Sequence[str], accept: str | None) -> HttpResponse:
-    """A Lambda proxy integration result -> the HTTP response API Gateway sends; MalformedResult if invalid."""
-    if type(result) is not dict:
-        raise MalformedResult(f"the result is a {type(result).__name__}, not an object")
-    if not result.keys() <= _ALLOWED_RESULT_KEYS:
-        raise MalformedResult(f"unexpected keys {sorted(set(result) - _ALLOWED_RESULT_KEYS)}")
-    status = result.get("statusCode")
-    if type(status) is not int:
-        if isinstance(status, str) and status.isdigit():
-            status = int(status)
-        else:
-            raise MalformedResult(f"statusCode must be an integer from 100 to 599, not {status!r}")
-    if not 100 <= status <= 599:
-        raise MalformedResult(f"statusCode must be an integer from 100 to 599, not {status!r}")
-    body = result.get("body")
-    if body is not None and type(body) is not str:
-        raise MalformedResult(f"body must be a string or null, not {type(body).__name__}")
-    encoded = result.get("base64Encoded", result.get("isBase64Encoded", False))
-    if type(encoded) is not bool:
-        if isinstance(encoded, str) and encoded.lower() in ("true", "false"):
-            encoded = encoded.lower() == "true"
-        elif encoded is None:
-            encoded = False
-        else:
-            raise MalformedResult(f"isBase64Encoded must be a boolean, not {encoded!r}")
-
-    headers: list[tuple[str, str]] = []
-    content_type: str | None = None
-    multi = result.get("multiValueHeaders")
-    if multi is not None:
-        if type(multi) is not dict:
-            raise MalformedResult("multiValueHeaders must be an object")
-        for name, values in multi.items():
-            if type(values) is not list:
-                raise MalformedResult(f"multiValueHeaders[{name!r}] must be a list")
-            wire_name, is_type = _header_name(name)
-            for value in values:
-                text = _header_value(name, value)
-                headers.append((wire_name, text))
-                if is_type and content_type is None:
-                    content_type = text
-    single = result.get("headers")
-    if single is not None:
-        if type(single) is not dict:
-            raise MalformedResult("headers must be an object")
-        for name, value in single.items():
-            wire_name, is_type = _header_name(name)
-            pair = (wire_name, _header_value(name, value))
-            if not multi or pair not in headers:  # API Gateway merges both maps without duplicating a pair
-                headers.append(pair)
-                if is_type and content_type is None:
-                    content_type = pair[1]
-    if headers and _BAD_VALUE.search("".join([value for _, value in headers])):
-        raise MalformedResult("a header value has a line break or a NUL")
-    if content_type is None:
-        content_type = "application/json"
-        headers.append(("Content-Type", content_type))
-    payload = body.encode("utf-8") if body else b""
-    if (
-        encoded
-        and body
-        and (media_type_matches(content_type, binary_media_types) or media_type_matches(accept, binary_media_types))
-    ):
-        try:
-            payload = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise MalformedResult(f"body is not valid base64: {exc}") from exc
-    return HttpResponse(status, headers, payload)

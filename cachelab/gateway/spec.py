@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
-from proxy.config import ENVIRONMENT_NAMES
+from cachelab.gateway.settings import GatewayError
 
-# The proxy's configuration contract: these names, set in the gateway's own environment, override the template.
-CONFIG_NAMES = ENVIRONMENT_NAMES
+_MATCHES_KEPT = 4096  # FunctionSpec.match results kept (then forgotten all at once)
 
 
-class TemplateError(ValueError):
+class TemplateError(GatewayError, ValueError):
     """The template cannot drive the gateway; the message says why."""
 
 
@@ -87,15 +86,30 @@ class FunctionSpec:
     stage: str
     reserved_concurrency: int | None
     parameters: Mapping[str, str]  # the overrides applied (template defaults are not listed)
-    overridden_from_env: tuple[str, ...]  # configuration names whose value came from the gateway's environment
+    overridden_from_env: tuple[str, ...]  # the `pass_env` names whose value came from the gateway's environment
+
+    # (method, path) -> what `match` found: clients ask for the same paths again and again. Never mutated once in.
+    _matches: dict[tuple[str, str], tuple[Route, dict[str, str]] | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        """The route serving `method path` and its path parameters, or None (API Gateway answers 403)."""
+        """The route serving `method path` and its path parameters, or None (API Gateway answers 403). The
+        parameters are shared by every request for the same path: read them, do not change them."""
+        key = (method, path)
+        matches = self._matches
+        if key in matches:
+            return matches[key]
+        found = None
         for route in self.routes:
             params = route.match(path)
             if params is not None and method in route.methods:
-                return route, params
-        return None
+                found = (route, params)
+                break
+        if len(matches) >= _MATCHES_KEPT:
+            matches.clear()
+        matches[key] = found
+        return found
 
 
 _REFERENCE = re.compile(r"\$\{[^}]*\}")

@@ -3,7 +3,8 @@
 `SamLocalStackProvider.get_stacks` applies parameter overrides and the SAM transform; `SamFunctionProvider` yields
 the handler, runtime, timeout, memory, code directory and environment with intrinsics resolved; `ApiProvider`
 yields the REST routes, stage and binary media types; `EnvironmentVariables` builds the Lambda runtime environment
-(AWS_* variables, then template values, overridden by the gateway's own environment).
+(AWS_* variables, then template values, overridden by the gateway's own environment for the names the caller passes:
+the gateway knows no function's configuration by itself).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from samcli.lib.providers.sam_function_provider import SamFunctionProvider
 from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
 from samcli.local.lambdafn.env_vars import EnvironmentVariables
 
-from cachelab.gateway.spec import CONFIG_NAMES, FunctionSpec, Route, TemplateError
+from cachelab.gateway.spec import FunctionSpec, Route, TemplateError
 
 # AWS SDK settings passed through from the gateway's environment (credentials feed EnvironmentVariables).
 _AWS_PASSTHROUGH = re.compile(r"^AWS_ENDPOINT_URL(_[A-Z0-9_]+)?$")
@@ -38,21 +39,39 @@ def load_function(
     function: str | None = None,
     params: Mapping[str, str] | None = None,
     shell_env: Mapping[str, str] | None = None,
+    pass_env: Sequence[str] = (),
 ) -> FunctionSpec:
-    """Resolve `function` (default: the only function with REST API events) of `template`."""
+    """Resolve `function` (default: the only function with REST API events) of `template`.
+
+    Each name of `pass_env` set in `shell_env` (default: this process's environment) overrides the function's
+    variable of that name, or adds it, as `sam local` lets its shell override the template's variables.
+    """
+    shell = os.environ if shell_env is None else shell_env
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # SAM CLI's own, about its dependencies
-        return _load(template, function, dict(params or {}), os.environ if shell_env is None else shell_env)
+        return _load(template, function, dict(params or {}), shell, tuple(dict.fromkeys(pass_env)))
 
 
-def _load(template: Path, function: str | None, params: dict[str, str], shell_env: Mapping[str, str]) -> FunctionSpec:
+def read_template(template: Path) -> dict[str, Any]:
+    """The template as SAM CLI reads it (YAML with the CloudFormation tags); TemplateError when it cannot."""
     if not template.is_file():
         raise TemplateError(f"template {template} not found (pass --template PATH)")
-    template = template.resolve()  # SAM CLI then resolves CodeUri against the template's own directory
     try:
-        declared: dict[str, Any] = dict(get_template_data(str(template)).get("Parameters") or {})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            data = get_template_data(str(template))
     except Exception as exc:  # SAM CLI raises many types for a broken template; the message is what matters
         raise TemplateError(f"cannot read template {template}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise TemplateError(f"cannot read template {template}: not a mapping")
+    return data
+
+
+def _load(
+    template: Path, function: str | None, params: dict[str, str], shell_env: Mapping[str, str], pass_env: Sequence[str]
+) -> FunctionSpec:
+    declared: dict[str, Any] = dict(read_template(template).get("Parameters") or {})
+    template = template.resolve()  # SAM CLI then resolves CodeUri against the template's own directory
     overrides = _parameter_values(declared, params)
     try:
         stacks, _remote = SamLocalStackProvider.get_stacks(str(template), parameter_overrides=overrides)
@@ -103,7 +122,7 @@ def _load(template: Path, function: str | None, params: dict[str, str], shell_en
     timeout_s = float(fn.timeout or DEFAULT_TIMEOUT_S)
     memory_mb = int(fn.memory or DEFAULT_MEMORY_MB)
     variables: dict[str, Any] = dict((fn.environment or {}).get("Variables") or {})
-    overridden = tuple(name for name in CONFIG_NAMES if name in shell_env)
+    overridden = tuple(name for name in pass_env if name in shell_env)
     for name in overridden:
         variables.setdefault(name, None)
     aws_creds = {

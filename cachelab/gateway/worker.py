@@ -1,10 +1,14 @@
 """One execution environment: a Lambda-like Python runtime in its own process.
 
-The gateway starts `python -m cachelab.gateway.worker --fd N --parent-pid P` with the function's resolved Lambda
-environment (template variables, AWS_* variables, `_HANDLER`, `LAMBDA_TASK_ROOT`) and the code directory as the
-working directory. The worker imports the handler once (the init phase, timed), then serves invocations one at a
-time over the socket `N` (see `cachelab.gateway.wire`): module globals (clients, circuit breakers, caches) live as
-long as the environment, exactly as they do in Lambda. The handler's stdout and stderr are the function's logs.
+The gateway starts `python -m cachelab.gateway.worker --fd N --parent-pid P [--binary-media-type T ...]` with the
+function's resolved Lambda environment (template variables, AWS_* variables, `_HANDLER`, `LAMBDA_TASK_ROOT`) and
+the code directory as the working directory. The worker imports the handler once (the init phase, timed), then
+serves invocations one at a time over the socket `N` (see `cachelab.gateway.wire`): module globals (clients,
+circuit breakers, caches) live as long as the environment, exactly as they do in Lambda. The handler's stdout and
+stderr are the function's logs.
+
+Each result is checked and rendered here, once, as the HTTP response API Gateway would send
+(`cachelab.gateway.results`): the gateway writes those bytes as they are.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from cachelab.gateway import wire
+from cachelab.gateway.results import MalformedResult, as_json, render_head, result_to_response
 
 Handler = Callable[[Any, "LambdaContext"], Any]
 
@@ -119,16 +124,32 @@ def _send(sock: socket.socket, kind: bytes, payload: bytes) -> None:
     sock.sendall(wire.frame(kind, payload))
 
 
+def _send_parts(sock: socket.socket, parts: list[bytes]) -> None:
+    """One scatter-gather send; the rest (a payload larger than the socket buffer) with sendall."""
+    sent = sock.sendmsg(parts)
+    total = sum(len(part) for part in parts)
+    if sent < total:
+        sock.sendall(b"".join(parts)[sent:])
+
+
 def _read_exact(rfile: BinaryIO, size: int) -> bytes | None:
     data = rfile.read(size)
     return data if len(data) == size else None
 
 
-def serve(sock: socket.socket, handler: Handler) -> int:
+def _report(sock: socket.socket, exc: BaseException, error_type: str, request_id: str, message: str = "") -> None:
+    """A function error: logged as the Lambda runtime logs it, and sent to the gateway (which answers 502)."""
+    error = _error(exc, error_type, request_id)
+    if message:
+        error["errorMessage"] = message
+    print(json.dumps({"level": "ERROR", **error}), file=sys.stderr, flush=True)
+    _send(sock, wire.ERROR, json.dumps(error).encode())
+
+
+def serve(sock: socket.socket, handler: Handler, binary_media_types: Sequence[str] = ()) -> int:
     """Answer invocations until the gateway closes the socket."""
     rfile = sock.makefile("rb")
     static = StaticContext(os.environ)
-    dumps = json.dumps
     while True:
         header = _read_exact(rfile, wire.HEADER.size)
         if header is None:
@@ -138,30 +159,30 @@ def serve(sock: socket.socket, handler: Handler) -> int:
         if payload is None:
             return 0
         # The only peer is the gateway that started us, over a private socketpair.
-        request_id, deadline_ms, event = marshal.loads(payload)  # noqa: S302
-        context = LambdaContext(request_id, deadline_ms, static)
+        request_id, deadline_ms, accept, event = marshal.loads(payload)  # noqa: S302
         try:
-            result = handler(event, context)
+            result = handler(event, LambdaContext(request_id, deadline_ms, static))
         except Exception as exc:
-            error = _error(exc, type(exc).__name__, request_id)
-            print(dumps({"level": "ERROR", **error}), file=sys.stderr, flush=True)
-            _send(sock, wire.ERROR, dumps(error).encode())
+            _report(sock, exc, type(exc).__name__, request_id)
             continue
         try:
-            body = dumps(result).encode()
-        except (TypeError, ValueError) as exc:
-            error = _error(exc, "Runtime.MarshalError", request_id)
-            error["errorMessage"] = f"Unable to marshal response: {exc}"
-            print(dumps({"level": "ERROR", **error}), file=sys.stderr, flush=True)
-            _send(sock, wire.ERROR, dumps(error).encode())
+            response = result_to_response(as_json(result), binary_media_types=binary_media_types, accept=accept)
+        except MalformedResult as exc:
+            _send(sock, wire.MALFORMED, str(exc).encode("utf-8", "replace"))
             continue
-        _send(sock, wire.RESULT, body)
+        except (TypeError, ValueError, RecursionError) as exc:  # json.dumps: not serialisable as Lambda does
+            _report(sock, exc, "Runtime.MarshalError", request_id, f"Unable to marshal response: {exc}")
+            continue
+        _send_parts(sock, wire.result_parts(response.status, render_head(response.headers), response.body))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cachelab.gateway.worker")
     parser.add_argument("--fd", type=int, required=True, help="the socket inherited from the gateway")
     parser.add_argument("--parent-pid", type=int, required=True, help="the gateway's pid")
+    parser.add_argument(
+        "--binary-media-type", action="append", default=[], help="the API's BinaryMediaTypes (repeatable)"
+    )
     args = parser.parse_args(argv)
     # Ctrl-C in a terminal reaches the whole process group: the gateway decides when environments stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -178,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import_ms = (time.perf_counter() - started) * 1000.0
     _send(sock, wire.READY, json.dumps({"import_ms": round(import_ms, 3), "pid": os.getpid()}).encode())
     try:
-        return serve(sock, handler)
+        return serve(sock, handler, args.binary_media_type)
     except (BrokenPipeError, ConnectionResetError):
         return 0
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from cachelab import processes
 from cachelab.gateway.cli import command, health_url
+from proxy.config import ENVIRONMENT_NAMES
 
 HERE = Path(__file__).resolve().parent
 FIXTURE_TEMPLATE = HERE / "fixtures" / "template.yaml"
@@ -109,7 +110,7 @@ class Gateway:
 
 
 def gateway_argv(port: int, *args: str, template: Path = FIXTURE_TEMPLATE) -> list[str]:
-    return command(port, template=template, extra=args)
+    return command(port, template=template, pass_env=ENVIRONMENT_NAMES, extra=args)
 
 
 @contextlib.contextmanager

@@ -11,8 +11,9 @@ import pytest
 from samcli.commands._utils.template import get_template_data
 
 from cachelab import processes
-from cachelab.gateway.spec import CONFIG_NAMES, TemplateError
+from cachelab.gateway.spec import TemplateError
 from cachelab.gateway.template import load_function
+from proxy.config import ENVIRONMENT_NAMES
 from tests.gateway.support import FIXTURE_TEMPLATE, REAL_TEMPLATE, REPO, gateway_argv, running_gateway
 
 
@@ -40,6 +41,7 @@ def test_params_and_environment_override_the_template() -> None:
         FIXTURE_TEMPLATE,
         params={"CacheTtlSeconds": "42", "UpstreamUrl": "http://param.invalid/", "FunctionTimeout": "5"},
         shell_env={"UPSTREAM_URL": "http://env.invalid/", "CACHE_KEY_HEADERS": "Accept", "HOME": "/root"},
+        pass_env=ENVIRONMENT_NAMES,
     )
     env = spec.environment
     assert env["CACHE_TTL_SECONDS"] == "42"  # --param
@@ -146,6 +148,7 @@ def test_real_template_resolution() -> None:
         REAL_TEMPLATE,
         params={"RedisMode": "external", "RedisUrl": "redis://127.0.0.1:6399/0"},
         shell_env={"UPSTREAM_URL": "http://127.0.0.1:1"},
+        pass_env=ENVIRONMENT_NAMES,
     )
     data = get_template_data(str(REAL_TEMPLATE))
     defaults = {name: decl.get("Default") for name, decl in data["Parameters"].items()}
@@ -167,7 +170,7 @@ def test_real_template_resolution() -> None:
     assert env["UPSTREAM_URL"] == "http://127.0.0.1:1"
     # A non-integer Number default (0.25) must resolve: SAM CLI alone leaves its !Ref unresolved.
     assert env["REDIS_SOCKET_TIMEOUT_SECONDS"] == "0.25"
-    assert set(CONFIG_NAMES) - {"REDIS_AUTH_SECRET_ARN"} <= set(env)
+    assert set(ENVIRONMENT_NAMES) - {"REDIS_AUTH_SECRET_ARN"} <= set(env)
 
 
 def test_real_template_parameter_constraints() -> None:

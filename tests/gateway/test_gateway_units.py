@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import pytest
 from samcli.local.apigw.route import Route as SamRoute
 from samcli.local.events.api_event import ApiGatewayLambdaEvent, ContextIdentity, RequestContext
 
-from cachelab.gateway.events import HttpRequest, MalformedResult, build_event, result_to_response
+from cachelab.gateway.events import HttpRequest, build_event
+from cachelab.gateway.results import MalformedResult, as_json, result_to_response
 from cachelab.gateway.spec import Route
 
 pytestmark = pytest.mark.unit
@@ -148,3 +150,27 @@ def test_route_matching_prefers_literal_segments() -> None:
     assert routes[1].match("/items/42/x") is None
     assert routes[2].match("/a/b/c") == {"proxy": "a/b/c"}
     assert routes[2].match("/") is None
+
+
+@pytest.mark.parametrize(
+    ("result", "unchanged"),
+    [
+        ({"statusCode": 200, "headers": {"a": "b"}, "multiValueHeaders": {"a": ["b"]}, "n": [1, 2.5, None]}, True),
+        ({"statusCode": 200, "headers": (("a", "b"),)}, False),  # a tuple becomes a list
+        ({"statusCode": 200, "headers": {1: "one"}}, False),  # a key becomes a string
+        ({"statusCode": 200.0, "body": float("nan")}, False),  # NaN is not equal to itself
+    ],
+)
+def test_results_are_seen_as_lambda_serialises_them(result: dict[str, Any], unchanged: bool) -> None:
+    """A JSON round trip that changes nothing is skipped; any other result is what the runtime's JSON says."""
+    seen = as_json(result)
+    assert json.dumps(seen) == json.dumps(result)
+    assert (seen is result) is unchanged
+    if not unchanged:
+        assert seen == json.loads(json.dumps(result)) or "NaN" in json.dumps(result)
+
+
+@pytest.mark.parametrize("result", [{"body": object()}, {"body": b"bytes"}, {"statusCode": {1, 2}}])
+def test_results_json_cannot_carry_are_marshal_errors(result: object) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        as_json(result)

@@ -72,7 +72,7 @@ def native_stack(redis_session: RedisServer, tmp_path_factory: pytest.TempPathFa
     env = {**os.environ, **GATEWAY_ENV, "UPSTREAM_URL": stub_url, "REDIS_URL": redis_session.url}
     # Every environment warm before the first run (a cold start takes seconds on a busy machine, which a 3 s run
     # cannot spare), and a long wait for a free one instead of 429s when the machine is slow.
-    gateway_argv = [sys.executable, "-m", "cachelab.gateway", "--port", str(gateway_port),
+    gateway_argv = [sys.executable, "-m", "cachelab", "gateway", "--port", str(gateway_port),
                     "--concurrency", str(CONCURRENCY), "--warm", str(CONCURRENCY), "--throttle-wait", "30"]  # fmt: skip
     with (
         processes.running(

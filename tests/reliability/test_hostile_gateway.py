@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from cachelab import processes
 from cachelab.gateway.cli import command, health_url
+from proxy.config import ENVIRONMENT_NAMES
 from tests.conftest import RedisServer
 from tests.reliability.support import UNHANDLED, EchoOrigin, RawResponse, Reply, raw_request
 
@@ -54,7 +55,7 @@ def gateway(redis_session: RedisServer, tmp_path_factory: pytest.TempPathFactory
     port = processes.free_port()
     env = {**os.environ, "UPSTREAM_URL": origin.url, "REDIS_URL": redis_session.url, "LOG_LEVEL": "INFO",
            "CACHE_MAX_BODY_BYTES": "65536"}  # fmt: skip
-    argv = command(port, warm=2)
+    argv = command(port, warm=2, pass_env=ENVIRONMENT_NAMES)
     try:
         with processes.running(argv, port=port, env=env, log=logs / "gateway.log", health_url=health_url(port)):
             yield Gateway(port, logs / "gateway.log", origin)

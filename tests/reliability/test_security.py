@@ -19,7 +19,7 @@ import redis
 from cachelab import processes
 from cachelab.events import build_event
 from cachelab.gateway.cli import command, health_url
-from proxy.config import ConfigError
+from proxy.config import ENVIRONMENT_NAMES, ConfigError
 from proxy.handler import build_app
 from tests.reliability.support import EchoOrigin, LambdaApp, Reply, Seen, lambda_app, raw_request
 
@@ -166,7 +166,8 @@ def test_no_secret_in_the_gateways_log_admin_endpoints_or_init_errors(
         port = processes.free_port()
         env = {**os.environ, "UPSTREAM_URL": origin.url, "REDIS_URL": url, "LOG_LEVEL": "DEBUG"}
         log = tmp_path / f"{name}.log"
-        with processes.running(command(port), port=port, env=env, log=log, health_url=health_url(port)):
+        argv = command(port, pass_env=ENVIRONMENT_NAMES)
+        with processes.running(argv, port=port, env=env, log=log, health_url=health_url(port)):
             for target in (f"/items/1?api_key={API_KEY}", "/__gateway/stats", "/__gateway/health"):
                 lines = [f"GET {target} HTTP/1.1", "Host: a", f"Authorization: Bearer {TOKEN}",
                          f"Cookie: session={COOKIE}", "Connection: close", "", ""]  # fmt: skip

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cachelab.events import build_event
-from cachelab.gateway.events import result_to_response
+from cachelab.gateway.results import result_to_response
 from proxy.events import BadEvent, parse_event, render
 from proxy.http import Headers, Response
 from tests.support.events import load_event
