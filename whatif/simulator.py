@@ -35,6 +35,10 @@ What is the proxy's and what is modelled
 A request is a *hit* when it is answered from a fresh entry without an upstream request (collapsed ones
 included). The proxy's X-Cache also says HIT after a 304 revalidation; here that is a fetch, because the question
 is how many requests reach the upstream.
+
+One module on purpose (over 400 lines): `TtlSimulator` is one state machine that mirrors proxy/service.py and
+proxy/coalescing.py step by step, and its value types are only its inputs and outputs; split, the model would be
+read in pieces that only make sense together.
 """
 
 from __future__ import annotations
