@@ -11,6 +11,6 @@ gateway: venv ## run the proxy Lambda of sam/template.yaml behind a local API Ga
 test-gateway: venv tools ## the gateway's tests (real gateway, worker, redis-server and stub processes over HTTP)
 	$(BIN)/pytest -q tests/gateway
 
-bench-gateway: venv tools ## gateway HIT latency vs nginx proxy_cache, side by side (needs /usr/sbin/nginx)
-	@test -x /usr/sbin/nginx || { echo "bench-gateway needs nginx: sudo apt-get install -y nginx" >&2; exit 1; }
+bench-gateway: venv tools ## gateway HIT latency vs nginx proxy_cache, side by side (installs nginx when missing, as root)
+	@PATH="$$PATH:/usr/sbin" scripts/ensure-tools.sh nginx
 	$(BIN)/python -m bench.bench_gateway
