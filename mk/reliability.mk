@@ -1,5 +1,5 @@
 # Reliability and security (tests/reliability/): faults under load, hostile input, Redis Cluster, IAM policies.
-#   make chaos                   every fault under load, full profile (~4 min): the README's "Reliability" table
+#   make chaos                   every fault under load, full profile (~4 min): the table in docs/reliability.md
 #   make test-reliability        the whole reliability suite as `make test` runs it (quick fault profile, about 2.5 min)
 CHAOS_OUT ?= results/chaos-$(shell date +%Y%m%d-%H%M%S)
 

@@ -1,6 +1,6 @@
 """The proxy's configuration: environment variables, parsed and checked once at init.
 
-Invalid values stop the function at init with a message naming the variable (see README, "Configuration").
+Invalid values stop the function at init with a message naming the variable (see docs/configuration.md, "Configuration").
 """
 
 from __future__ import annotations

@@ -151,7 +151,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_policy_arguments(
         parser, ttl_help=f"TTLs to compare, seconds (30s, 5m, 1h also work), comma-separated (default {DEFAULT_TTLS})"
     )
-    parser.add_argument("--prices", type=Path, metavar="FILE", help="JSON: unit prices and deployment (README)")
+    parser.add_argument(
+        "--prices", type=Path, metavar="FILE", help="JSON: unit prices and deployment (docs/experiments.md)"
+    )
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (default results/<time>-whatif/)")
     parser.add_argument("--json", action="store_true", help="print whatif.json instead of the table")
     bar = parser.add_mutually_exclusive_group()

@@ -141,7 +141,8 @@ class Answer:
 
     @property
     def forwarded(self) -> bool:
-        """The README's rule: this request went upstream exactly when Cache-Status has `fwd=` and no `collapsed`."""
+        """The rule of docs/configuration.md: this request went upstream exactly when Cache-Status has `fwd=` and no
+        `collapsed`."""
         status = self.header("Cache-Status") or ""
         return "fwd=" in status and "collapsed" not in status
 

@@ -1,7 +1,7 @@
 """Scenarios make their own preconditions true, or say loudly that they could not measure what they are for.
 
 Against the real native stack (redis-server, stub, gateway with CACHE_TTL_SECONDS=300, the `cachelab up` default),
-in the order the README's quick start runs them: entries cached by an earlier run are still fresh.
+in the order the quick start of docs/experiments.md runs them: entries cached by an earlier run are still fresh.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ the gateway running the proxy), with the figures table printed at the end of the
 
 Each test is one `outage`-scenario run (warm-up, fault, recovery; cachelab.chaos.FaultRelay starts the fault when
 the scenario starts its outage). `make test` runs the quick profile (about two minutes for all eight runs);
-`make chaos` runs the full one, whose table is the README's "Reliability" section.
+`make chaos` runs the full one, whose table is in docs/reliability.md.
 
 Latency is a figure of that table, never asserted here: a busy machine makes every answer later. A run whose
 warm-up already failed (no fault yet), that did not hold the load through the fault, or whose healthy upstream

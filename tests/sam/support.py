@@ -32,7 +32,7 @@ SAMCONFIG = REPO / "sam" / "samconfig.toml"
 REGION = "us-east-1"
 CODE_URI = "s3://cachelab-artifacts/proxy.zip"
 
-# The proxy's configuration contract (README, "Configuration"): the only variables the template may set.
+# The proxy's configuration contract (docs/configuration.md, "Configuration"): the only variables the template may set.
 CONTRACT_VARIABLES = frozenset(ENVIRONMENT_NAMES)
 
 MOTO_UNSUPPORTED = frozenset(
