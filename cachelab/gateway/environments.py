@@ -294,10 +294,18 @@ class Pool:
         """Start up to `count` environments now and park them idle (like provisioned concurrency).
 
         Returns the init failures (each logged, its slot left free); empty when every environment is ready.
+        At most one init per CPU runs at a time: in Lambda each environment inits on its own machine, and here
+        twenty inits sharing two cores would each take ten times longer and overrun INIT_TIMEOUT_S together.
         """
         count = min(count, self.concurrency - self.slots)
         self.slots += count
-        results = await asyncio.gather(*(self.spawn(None) for _ in range(count)), return_exceptions=True)
+        cpus = asyncio.Semaphore(max(1, os.cpu_count() or 1))
+
+        async def spawn_one() -> Environment:
+            async with cpus:
+                return await self.spawn(None)
+
+        results = await asyncio.gather(*(spawn_one() for _ in range(count)), return_exceptions=True)
         failures: list[EnvironmentFailed] = []
         for result in results:
             if isinstance(result, Environment):

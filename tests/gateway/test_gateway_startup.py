@@ -78,3 +78,19 @@ def test_the_banner_comes_once_the_gateway_listens(tmp_path: Path) -> None:
         assert f"{BANNER}ProxyFunction (gwfixture.handler.lambda_handler" in text
         assert f"on http://127.0.0.1:{gw.port}/" in text
         assert gw.get("/echo").status == 200
+
+
+def test_warm_environments_init_at_most_one_per_cpu_at_a_time(tmp_path: Path) -> None:
+    """`--warm` starts its environments with at most os.cpu_count() inits running at once: on a laptop's few cores,
+    twenty inits at once would each take ten times longer and overrun Lambda's 10 s init limit together."""
+    init_log = tmp_path / "inits.log"
+    cpus = os.cpu_count() or 1
+    warm = cpus + 3
+    with running_gateway(tmp_path, "--warm", str(warm), "--concurrency", str(warm), "--param", f"InitLog={init_log}"):
+        events = [line.split() for line in init_log.read_text(encoding="utf-8").splitlines()]
+    assert sorted(kind for kind, _, _ in events) == ["end"] * warm + ["start"] * warm
+    running = most = 0
+    for kind, _, _ in sorted(events, key=lambda event: (float(event[2]), event[0] == "start")):
+        running += 1 if kind == "start" else -1
+        most = max(most, running)
+    assert 1 <= most <= cpus
