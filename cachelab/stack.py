@@ -28,6 +28,7 @@ from cachelab.gateway.cli import command as gateway_command
 from cachelab.gateway.cli import health_url as gateway_health_url
 from cachelab.processes import LOOPBACK
 from proxy.config import ENVIRONMENT_NAMES
+from stub_api.client import StubAdmin
 
 # A slow, slightly heavy-tailed upstream by default: what makes caching worth it.
 DEFAULT_STUB_ARGS = ("--latency-ms", "120", "--latency-p99-ms", "600", "--seed", "7")
@@ -261,7 +262,8 @@ class Stack:
     def _start_stub(self) -> None:
         argv = self._python("-m", "stub_api", "--host", LOOPBACK, "--port", str(self.config.stub_port),
                             *self.config.stub_args)  # fmt: skip
-        self._launch("stub", argv, self.stub_url, self.config.stub_port, health=f"{self.stub_url}/__admin/health")
+        health = StubAdmin(self.stub_url).health_url
+        self._launch("stub", argv, self.stub_url, self.config.stub_port, health=health)
 
     def _start_gateway(self) -> None:
         env = {**os.environ, "UPSTREAM_URL": self.stub_url, "REDIS_URL": self.redis_url, **self.config.gateway_env}
@@ -288,7 +290,7 @@ class Stack:
 
     def describe(self) -> str:
         rows = [("Redis", self.redis_url + ("  (embedded fakeredis)" if self.fake_redis else "")),
-                ("stub API", f"{self.stub_url}   control page {self.stub_url}/__admin/"),
+                ("stub API", f"{self.stub_url}   control page {StubAdmin(self.stub_url).page_url}"),
                 ("proxy (gateway)", f"{self.gateway_url}   try: curl -i {self.gateway_url}/items/1")]  # fmt: skip
         if self.locust_url:
             rows.append(("Locust web UI", self.locust_url))

@@ -9,7 +9,17 @@
 The names below are the package's interface (`from cachelab import chaos; chaos.make_fault(...)`).
 """
 
-from cachelab.chaos.faults import Fault, FaultError, Flapping, NoFault, RedisKill, RedisPause, StubFault
+from cachelab.chaos.faults import (
+    Fault,
+    FaultError,
+    Flapping,
+    NoFault,
+    RedisKill,
+    RedisPause,
+    StubFault,
+    upstream_mode,
+    upstream_slow,
+)
 from cachelab.chaos.figures import RECOVERY_TOLERANCE, Figures, figures, recovery_seconds, table
 from cachelab.chaos.plan import FAULT_NAMES, PROFILES, Plan, make_fault, stack_config
 from cachelab.chaos.relay import FaultRelay, RelayLog, relaying
@@ -38,4 +48,6 @@ __all__ = [
     "run_fault",
     "stack_config",
     "table",
+    "upstream_mode",
+    "upstream_slow",
 ]
