@@ -12,6 +12,7 @@ Redis away: `kill` (SIGKILL), `pause`/`resume` (SIGSTOP/SIGCONT: it accepts conn
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -65,6 +66,13 @@ class StackConfig:
     concurrency: int | None = None
     warm: int | None = None  # gateway environments started before it listens (no cold starts in measurements)
     workdir: Path | None = None  # the services' logs, kept; None: a temporary folder, removed at stop
+
+    def with_free_ports(self) -> StackConfig:
+        """This stack on loopback ports free right now, without the Locust web UI (for tests and experiments)."""
+        redis_port, stub_port, gateway_port = processes.free_ports(3)
+        return dataclasses.replace(
+            self, redis_port=redis_port, stub_port=stub_port, gateway_port=gateway_port, locust_port=None
+        )
 
 
 @dataclass(frozen=True)

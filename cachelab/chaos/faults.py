@@ -7,7 +7,7 @@ patches sent to the stub's admin API (stub_api.client), undone with the values f
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cachelab.stack import Stack, StackError
@@ -45,6 +45,12 @@ class _RedisFault(Fault):
             raise FaultError("the Redis faults need a real redis-server (apt-get install redis-server)")
         self.stack = stack
 
+    def _on_redis(self, action: Callable[[str], None]) -> None:
+        try:
+            action("redis")
+        except StackError as exc:
+            raise FaultError(f"{self.name}: {exc}") from None
+
 
 class RedisKill(_RedisFault):
     """SIGKILL the stack's redis-server; `stop` starts a new one (empty: no persistence) on the same port."""
@@ -53,17 +59,14 @@ class RedisKill(_RedisFault):
     description = "Redis killed (SIGKILL), restarted empty"
 
     def start(self) -> None:
-        try:
-            self.stack.kill("redis")
-        except StackError as exc:
-            raise FaultError(str(exc)) from None
+        self._on_redis(self.stack.kill)
 
     def stop(self) -> None:
-        try:
-            if not self.stack.alive("redis"):
-                self.stack.restart("redis")
-        except StackError as exc:
-            raise FaultError(f"redis-server did not come back on port {self.stack.config.redis_port}: {exc}") from None
+        self._on_redis(self._restart_when_gone)
+
+    def _restart_when_gone(self, name: str) -> None:
+        if not self.stack.alive(name):
+            self.stack.restart(name)
 
 
 class RedisPause(_RedisFault):
@@ -73,16 +76,10 @@ class RedisPause(_RedisFault):
     description = "Redis paused (SIGSTOP), then resumed"
 
     def start(self) -> None:
-        try:
-            self.stack.pause("redis")
-        except StackError as exc:
-            raise FaultError(str(exc)) from None
+        self._on_redis(self.stack.pause)
 
     def stop(self) -> None:
-        try:
-            self.stack.resume("redis")
-        except StackError as exc:
-            raise FaultError(str(exc)) from None
+        self._on_redis(self.stack.resume)
 
 
 class StubFault(Fault):

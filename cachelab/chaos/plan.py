@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cachelab import processes
 from cachelab.chaos.faults import Fault, Flapping, NoFault, RedisKill, RedisPause, upstream_mode, upstream_slow
 from cachelab.stack import Stack, StackConfig
 
@@ -53,18 +52,13 @@ FAULT_NAMES = (
 
 def stack_config(workdir: Path) -> StackConfig:
     """Free loopback ports, no Locust web UI, every gateway environment started before the first request."""
-    redis_port, stub_port, gateway_port = processes.free_ports(3)
     return StackConfig(
-        redis_port=redis_port,
-        stub_port=stub_port,
-        gateway_port=gateway_port,
-        locust_port=None,
         stub_args=STUB_ARGS,
         gateway_env=dict(PROXY_ENV),
         concurrency=CONCURRENCY,
         warm=CONCURRENCY,
         workdir=workdir,
-    )
+    ).with_free_ports()
 
 
 def make_fault(name: str, stack: Stack, plan: Plan) -> Fault:

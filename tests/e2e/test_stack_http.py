@@ -42,12 +42,7 @@ class Client:
 def stack_client(workdir: Path, *, params: tuple[str, ...] = (), concurrency: int = 8) -> Iterator[Client]:
     """The native stack with every gateway environment warm (cold starts are not what these tests measure) and
     generous waits for a free environment: a busy machine is slow, not wrong."""
-    ports = processes.free_ports(3)
     config = StackConfig(
-        redis_port=ports[0],
-        stub_port=ports[1],
-        gateway_port=ports[2],
-        locust_port=None,
         stub_args=("--latency-ms", "20", "--seed", "3"),
         gateway_params=params,
         gateway_env={"UPSTREAM_TIMEOUT_SECONDS": "5", "CACHE_STALE_WHILE_REVALIDATE_SECONDS": "0"},
@@ -55,7 +50,7 @@ def stack_client(workdir: Path, *, params: tuple[str, ...] = (), concurrency: in
         concurrency=concurrency,
         warm=concurrency,
         workdir=workdir,
-    )
+    ).with_free_ports()
     with Stack(config, echo=False) as stack:
         yield Client(stack)
 

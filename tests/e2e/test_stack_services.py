@@ -22,18 +22,13 @@ pytestmark = [pytest.mark.redis_server, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    redis_port, stub_port, gateway_port = processes.free_ports(3)
     config = StackConfig(
-        redis_port=redis_port,
-        stub_port=stub_port,
-        gateway_port=gateway_port,
-        locust_port=None,
         stub_args=("--seed", "5"),
         gateway_env={"UPSTREAM_TIMEOUT_SECONDS": "5", "LOG_LEVEL": "INFO"},
         concurrency=2,
         warm=2,
         workdir=tmp_path_factory.mktemp("services"),
-    )
+    ).with_free_ports()
     with Stack(config, echo=False) as running:
         if running.fake_redis:
             pytest.fail("these tests need a real redis-server (apt-get install redis-server)")
@@ -110,9 +105,7 @@ def test_restart_the_stub(stack: Stack) -> None:
 
 
 def test_a_paused_service_still_stops_with_the_stack(tmp_path_factory: pytest.TempPathFactory) -> None:
-    redis_port, stub_port, gateway_port = processes.free_ports(3)
-    config = StackConfig(redis_port=redis_port, stub_port=stub_port, gateway_port=gateway_port, locust_port=None,
-                         concurrency=1, workdir=tmp_path_factory.mktemp("paused"))  # fmt: skip
+    config = StackConfig(concurrency=1, workdir=tmp_path_factory.mktemp("paused")).with_free_ports()
     with Stack(config, echo=False) as stack:
         stack.pause("redis")
         redis_proc = stack.service("redis").proc
