@@ -43,6 +43,7 @@ from cachelab.processes import (
 )
 from proxy import handler as proxy_handler
 from proxy.config import ENVIRONMENT_NAMES
+from stub_api.client import StubAdmin
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX = "/usr/sbin/nginx"
@@ -189,8 +190,8 @@ def _nginx(workdir: Path, upstream_port: int) -> Iterator[int]:
 def _stub(workdir: Path) -> Iterator[int]:
     port = free_port()
     argv = [sys.executable, "-m", "stub_api", "--port", str(port)]
-    url = f"http://{LOOPBACK}:{port}/__admin/health"
-    with running(argv, port=port, log=workdir / "stub.log", health_url=url):
+    health = StubAdmin(f"http://{LOOPBACK}:{port}").health_url
+    with running(argv, port=port, log=workdir / "stub.log", health_url=health):
         yield port
 
 

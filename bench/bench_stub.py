@@ -12,26 +12,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
 
 from cachelab.processes import LOOPBACK, free_port, running
+from stub_api.client import StubAdmin
 
 SEED = 7
-
-
-def _admin(base: str, path: str, patch: dict[str, object] | None = None) -> None:
-    data = None if patch is None else json.dumps(patch).encode()
-    request = urllib.request.Request(f"{base}/__admin/{path}", data=data, method="POST")  # noqa: S310 - loopback
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10):  # noqa: S310
-        pass
 
 
 async def _fetch(urls: list[str], concurrency: int) -> list[tuple[float, float]]:
@@ -62,16 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     port = free_port()
     base = f"http://{LOOPBACK}:{port}"
+    admin = StubAdmin(base, timeout=10)
     with (
         tempfile.TemporaryDirectory() as tmp,
         running(
             [sys.executable, "-m", "stub_api", "--port", str(port), "--seed", str(SEED)],
             port=port,
             log=Path(tmp) / "stub.log",
-            health_url=f"{base}/__admin/health",
+            health_url=admin.health_url,
         ),
     ):
-        _admin(base, "faults", {"latency_ms": 50, "latency_p99_ms": 250})
+        admin.faults({"latency_ms": 50, "latency_p99_ms": 250})
         pairs = asyncio.run(_fetch([f"{base}/?name=n{i}" for i in range(args.requests)], args.concurrency))
         drawn, measured = [p[0] for p in pairs], [p[1] for p in pairs]
         print(f"log-normal p50 50 ms / p99 250 ms, {args.requests} requests, {args.concurrency} at a time")
@@ -80,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             d, m = _pct(drawn, q), _pct(measured, q)
             print(f"  p{round(q * 100):<4} {d:9.1f} {m:12.1f} {m - d:9.1f}")
         for count, latency_ms in ((200, 200), (500, 500)):
-            _admin(base, "reset")
-            _admin(base, "faults", {"latency_ms": latency_ms})
+            admin.reset()
+            admin.faults({"latency_ms": latency_ms})
             started = time.perf_counter()
             asyncio.run(_fetch([f"{base}/items/{i % 50 + 1}" for i in range(count)], count))
             wall = time.perf_counter() - started

@@ -3,12 +3,18 @@
 Used by `cachelab up` (until Ctrl-C) and `cachelab demo` (for one experiment). Every process runs in its own process
 group on a loopback port, logs to `<workdir>/<name>.log`, and is stopped (SIGTERM, then SIGKILL) in reverse order.
 A given workdir is kept (up and demo keep their logs for the user); without one, a temporary folder is removed.
+
+A running stack can also break and mend one service by name, which is how the fault suite (cachelab.chaos) takes
+Redis away: `kill` (SIGKILL), `pause`/`resume` (SIGSTOP/SIGCONT: it accepts connections but never answers) and
+`restart` (the same command line again, on the same port, waited for as at start).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +29,7 @@ from cachelab.gateway.cli import command as gateway_command
 from cachelab.gateway.cli import health_url as gateway_health_url
 from cachelab.processes import LOOPBACK
 from proxy.config import ENVIRONMENT_NAMES
+from stub_api.client import StubAdmin
 
 # A slow, slightly heavy-tailed upstream by default: what makes caching worth it.
 DEFAULT_STUB_ARGS = ("--latency-ms", "120", "--latency-p99-ms", "600", "--seed", "7")
@@ -60,6 +67,24 @@ class StackConfig:
     warm: int | None = None  # gateway environments started before it listens (no cold starts in measurements)
     workdir: Path | None = None  # the services' logs, kept; None: a temporary folder, removed at stop
 
+    def with_free_ports(self) -> StackConfig:
+        """This stack on loopback ports free right now, without the Locust web UI (for tests and experiments)."""
+        redis_port, stub_port, gateway_port = processes.free_ports(3)
+        return dataclasses.replace(
+            self, redis_port=redis_port, stub_port=stub_port, gateway_port=gateway_port, locust_port=None
+        )
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a service starts and when it is up: what `Stack.restart` runs again."""
+
+    argv: tuple[str, ...]
+    port: int
+    health: str | None  # a URL that answers below 500 once the service is up; None: its port accepting connections
+    env: dict[str, str] | None = None
+    timeout: float = 30.0
+
 
 @dataclass
 class Service:
@@ -67,6 +92,7 @@ class Service:
     url: str
     proc: subprocess.Popen[bytes]
     log: Path
+    launch: Launch
 
 
 class Stack:
@@ -74,6 +100,7 @@ class Stack:
         self.config = config
         self.echo = echo
         self.services: list[Service] = []
+        self._paused: set[str] = set()
         self.fake_redis = processes.redis_server_path() is None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.workdir = config.workdir or Path(self._make_tmp())
@@ -133,6 +160,7 @@ class Stack:
 
     def stop(self) -> None:
         for service in reversed(self.services):
+            self._continue(service)  # a paused process would only end at SIGKILL
             processes.stop(service.proc)
         self.services.clear()
         if self._tmp is not None:
@@ -154,22 +182,78 @@ class Stack:
         env: dict[str, str] | None = None,
         timeout: float = 30.0,
     ) -> Service:
+        launch = Launch(tuple(argv), port, health, env, timeout)
         log = self.workdir / f"{name}.log"
         started = time.monotonic()
-        proc = processes.start(argv, env=env, log=log)
-        service = Service(name, url, proc, log)
+        service = Service(name, url, processes.start(launch.argv, env=env, log=log), log, launch)
         self.services.append(service)
-        try:
-            if health is not None:
-                processes.wait_for_http(health, timeout=timeout, proc=proc)
-            else:
-                processes.wait_for_port(port, timeout=timeout, proc=proc)
-        except (RuntimeError, TimeoutError) as exc:
-            tail = _tail(log)
-            raise StackError(f"{name} did not become healthy: {exc}\n--- last lines of {log} ---\n{tail}") from None
+        self._wait_up(service)
         if self.echo:
             print(f"  {name:<10} ready in {time.monotonic() - started:4.1f} s  {url}", flush=True)
         return service
+
+    def _wait_up(self, service: Service) -> None:
+        launch = service.launch
+        try:
+            if launch.health is not None:
+                processes.wait_for_http(launch.health, timeout=launch.timeout, proc=service.proc)
+            else:
+                processes.wait_for_port(launch.port, timeout=launch.timeout, proc=service.proc)
+        except (RuntimeError, TimeoutError) as exc:
+            tail = _tail(service.log)
+            raise StackError(
+                f"{service.name} did not become healthy: {exc}\n--- last lines of {service.log} ---\n{tail}"
+            ) from None
+
+    # -- one service at a time -------------------------------------------------------------------------------
+    def service(self, name: str) -> Service:
+        """The running stack's service `name` (redis, stub, gateway, locust)."""
+        for service in self.services:
+            if service.name == name:
+                return service
+        known = ", ".join(s.name for s in self.services) or "none (the stack is not running)"
+        raise StackError(f"the stack runs no {name!r} service; it runs {known}")
+
+    def alive(self, name: str) -> bool:
+        """Whether service `name`'s process has not exited (a paused one is alive)."""
+        return self.service(name).proc.poll() is None
+
+    def kill(self, name: str) -> None:
+        """SIGKILL service `name` and everything it started; waits until it is gone. Nothing when already gone."""
+        service = self.service(name)
+        self._paused.discard(name)
+        if service.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(service.proc.pid, signal.SIGKILL)
+            service.proc.wait(timeout=10)
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP service `name`: its port still accepts connections, but nothing answers until `resume`."""
+        service = self.service(name)
+        if service.proc.poll() is not None:
+            raise StackError(f"{name} is not running (exit status {service.proc.returncode}); it cannot be paused")
+        os.killpg(service.proc.pid, signal.SIGSTOP)
+        self._paused.add(name)
+
+    def resume(self, name: str) -> None:
+        """SIGCONT service `name` after `pause`. Nothing when it is not paused."""
+        self._continue(self.service(name))
+
+    def _continue(self, service: Service) -> None:
+        if service.name in self._paused:
+            self._paused.discard(service.name)
+            if service.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(service.proc.pid, signal.SIGCONT)
+
+    def restart(self, name: str) -> None:
+        """Stop service `name` (if it runs) and start it again as it was first started (same command, port and
+        environment; its log continues); returns once it is up, as `start` waits. A restarted Redis is empty."""
+        service = self.service(name)
+        self._continue(service)
+        processes.stop(service.proc)
+        service.proc = processes.start(service.launch.argv, env=service.launch.env, log=service.log)
+        self._wait_up(service)
 
     def _start_redis(self) -> None:
         port = str(self.config.redis_port)
@@ -186,7 +270,8 @@ class Stack:
     def _start_stub(self) -> None:
         argv = self._python("-m", "stub_api", "--host", LOOPBACK, "--port", str(self.config.stub_port),
                             *self.config.stub_args)  # fmt: skip
-        self._launch("stub", argv, self.stub_url, self.config.stub_port, health=f"{self.stub_url}/__admin/health")
+        health = StubAdmin(self.stub_url).health_url
+        self._launch("stub", argv, self.stub_url, self.config.stub_port, health=health)
 
     def _start_gateway(self) -> None:
         env = {**os.environ, "UPSTREAM_URL": self.stub_url, "REDIS_URL": self.redis_url, **self.config.gateway_env}
@@ -213,7 +298,7 @@ class Stack:
 
     def describe(self) -> str:
         rows = [("Redis", self.redis_url + ("  (embedded fakeredis)" if self.fake_redis else "")),
-                ("stub API", f"{self.stub_url}   control page {self.stub_url}/__admin/"),
+                ("stub API", f"{self.stub_url}   control page {StubAdmin(self.stub_url).page_url}"),
                 ("proxy (gateway)", f"{self.gateway_url}   try: curl -i {self.gateway_url}/items/1")]  # fmt: skip
         if self.locust_url:
             rows.append(("Locust web UI", self.locust_url))

@@ -3,6 +3,12 @@
 Pure logic, no I/O: the server keeps one `FaultState`, replaces it with `state.apply(patch, ...)` on every
 `POST /__admin/faults` (a patch merges into the current state; every problem raises `FaultError` with a
 message meant for the person who sent it) and asks `state.effective(...)` what to do with each request.
+
+One module on purpose: the value checks, the latency model, route overrides and outage windows are the parts of
+one value, `FaultState`, and of one grammar, the fault patch (the admin API's `POST /__admin/faults`). Each part
+checks its slice of the same patch with the same checks and messages, and `apply`, `effective` and `to_json` walk
+all of them; a change to the patch (a new field) touches every section at once. Split, each part would import the
+checks and the state every part, and no reader needs one without the others.
 """
 
 from __future__ import annotations

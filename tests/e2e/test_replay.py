@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from cachelab import processes
 from cachelab.cli import main
 from cachelab.stack import Stack, StackConfig
 
@@ -46,12 +45,7 @@ def write_trace(path: Path, seed: int = 18) -> int:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    redis_port, stub_port, gateway_port = processes.free_ports(3)
     config = StackConfig(
-        redis_port=redis_port,
-        stub_port=stub_port,
-        gateway_port=gateway_port,
-        locust_port=None,
         stub_args=("--latency-ms", STUB_LATENCY_MS, "--seed", "18"),
         gateway_env={
             "CACHE_TTL_SECONDS": TTL,
@@ -62,7 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         concurrency=16,
         warm=16,
         workdir=Path(tmp_path_factory.mktemp("replay-stack")),
-    )
+    ).with_free_ports()
     with Stack(config, echo=False) as running:
         yield running
 

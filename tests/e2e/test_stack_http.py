@@ -18,12 +18,14 @@ import pytest
 
 from cachelab import processes
 from cachelab.stack import Stack, StackConfig
+from stub_api.client import StubAdmin
 from tests.support.workload import with_workload
 
 
 class Client:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
+        self.stub = StubAdmin(stack.stub_url, timeout=10)
 
     def get(self, path: str, timeout: float = 15) -> tuple[int, dict[str, str], bytes]:
         try:
@@ -32,30 +34,15 @@ class Client:
         except urllib.error.HTTPError as exc:
             return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
-    def admin(self, method: str, path: str, body: object | None = None) -> dict[str, object]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.stack.stub_url + path, data=data, method=method)
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            result: dict[str, object] = json.loads(resp.read())
-            return result
-
     def upstream_requests(self, path: str) -> int:
-        stats = self.admin("GET", "/__admin/stats")
-        by_path = stats["by_path"]
-        assert isinstance(by_path, dict)
-        return int(by_path.get(path, 0))
+        return int(self.stub.stats()["by_path"].get(path, 0))
 
 
 @contextlib.contextmanager
 def stack_client(workdir: Path, *, params: tuple[str, ...] = (), concurrency: int = 8) -> Iterator[Client]:
     """The native stack with every gateway environment warm (cold starts are not what these tests measure) and
     generous waits for a free environment: a busy machine is slow, not wrong."""
-    ports = processes.free_ports(3)
     config = StackConfig(
-        redis_port=ports[0],
-        stub_port=ports[1],
-        gateway_port=ports[2],
-        locust_port=None,
         stub_args=("--latency-ms", "20", "--seed", "3"),
         gateway_params=params,
         gateway_env={"UPSTREAM_TIMEOUT_SECONDS": "5", "CACHE_STALE_WHILE_REVALIDATE_SECONDS": "0"},
@@ -63,7 +50,7 @@ def stack_client(workdir: Path, *, params: tuple[str, ...] = (), concurrency: in
         concurrency=concurrency,
         warm=concurrency,
         workdir=workdir,
-    )
+    ).with_free_ports()
     with Stack(config, echo=False) as stack:
         yield Client(stack)
 
@@ -85,7 +72,7 @@ def short_budget(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
 
 @pytest.fixture(autouse=True)
 def _upstream_up(client: Client) -> None:
-    client.admin("POST", "/__admin/reset")
+    client.stub.reset()
 
 
 def test_miss_then_hit_and_expiry_revalidates(client: Client) -> None:
@@ -104,7 +91,7 @@ def test_miss_then_hit_and_expiry_revalidates(client: Client) -> None:
 def test_stale_while_the_stub_is_down(client: Client) -> None:
     assert client.get("/items/12?cc=max-age%3D1")[1]["x-cache"] == "MISS"
     time.sleep(1.2)
-    client.admin("POST", "/__admin/faults", {"mode": "error"})
+    client.stub.faults({"mode": "error"})
     status, headers, body = client.get("/items/12?cc=max-age%3D1")
     assert (status, headers["x-cache"]) == (200, "STALE")
     assert json.loads(body)["id"] == 12
@@ -141,7 +128,7 @@ def test_a_slow_upstream_is_cut_off_within_the_function_timeout(short_budget: Cl
     time, so it answers its own 504 (keeping 0.25 s to answer) before Lambda would cut it off: the gateway's 504
     "Endpoint request timed out" (tested in tests/gateway with a handler that overruns) would be a failure here.
     The stub would take a minute. A function starved past its 0.25 s margin gets one more try."""
-    short_budget.admin("POST", "/__admin/reset")
+    short_budget.stub.reset()
 
     def attempt(n: int) -> tuple[int, dict[str, str], bytes]:
         return short_budget.get(f"/items/15?delay_ms=60000&attempt={n}", timeout=60)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import urllib.request
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cachelab import processes
+from stub_api.client import StubAdmin
 from tests.support.commands import cachelab_session
 
 
@@ -26,8 +26,7 @@ def test_up_keeps_its_log_folder_and_takes_stub_args_like_options() -> None:
             found = re.search(r"^  logs\s+(\S+)$", session.output, re.MULTILINE)
             assert found is not None, session.output
             logs = Path(found.group(1))
-            with urllib.request.urlopen(f"http://127.0.0.1:{stub_port}/__admin/faults", timeout=10) as resp:
-                faults = json.loads(resp.read())
+            faults = StubAdmin(f"http://127.0.0.1:{stub_port}", timeout=10).fault_state()
             assert (faults["latency_ms"], faults["seed"]) == (50, 3)  # the stub got --latency-ms 50 --seed 3
             with urllib.request.urlopen(f"http://127.0.0.1:{gateway_port}/items/1", timeout=10) as resp:
                 assert resp.status == 200

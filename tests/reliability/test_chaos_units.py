@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 
 from cachelab import chaos
+from stub_api.client import StubAdmin
 from tests.reliability.support import EchoOrigin
 
 pytestmark = pytest.mark.unit
@@ -36,19 +36,14 @@ def stub() -> Iterator[EchoOrigin]:
     server.close()
 
 
-def post(url: str, body: object) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=5) as resp:
-        return resp.status, json.loads(resp.read())
-
-
 def test_the_relay_starts_and_lifts_its_fault_once_and_passes_the_rest_to_the_stub(stub: EchoOrigin) -> None:
     fault = Counting()
     with chaos.relaying(stub.url, fault) as relay:
-        assert post(relay.url + "/__admin/faults", {"mode": "timeout"})[0] == 200
-        post(relay.url + "/__admin/faults", {"mode": "error"})  # already on: no second start
-        post(relay.url + "/__admin/faults", {"mode": "up"})
-        post(relay.url + "/__admin/faults", {"mode": "up"})  # the scenario lifts it again at the end
+        admin = StubAdmin(relay.url)  # what the outage scenario calls it with
+        assert admin.faults({"mode": "timeout"}) == {"mode": "timeout", "fault": "counting"}
+        admin.faults({"mode": "error"})  # already on: no second start
+        admin.faults({"mode": "up"})
+        admin.faults({"mode": "up"})  # the scenario lifts it again at the end
         with urllib.request.urlopen(relay.url + "/__admin/stats?x=1", timeout=5) as resp:
             assert resp.read() == b"/__admin/stats?x=1"  # the echo stub: the call went through unchanged
         assert (len(relay.log.started), len(relay.log.stopped)) == (1, 1)

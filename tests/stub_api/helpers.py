@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from cachelab import processes
+from stub_api.client import StubAdmin
 
 
 @dataclass
@@ -44,6 +45,7 @@ class StubClient:
         self.proc = proc
         self.log = log
         self.url = f"http://127.0.0.1:{port}"
+        self.api = StubAdmin(self.url, timeout=10)  # the admin API through the one client the tools use
 
     def request(
         self,
@@ -75,13 +77,13 @@ class StubClient:
         return reply.json()
 
     def faults(self, **patch: object) -> Any:
-        return self.admin("POST", "faults", patch)
+        return self.api.faults(patch)
 
     def stats(self) -> Any:
-        return self.admin("GET", "stats")
+        return self.api.stats()
 
     def reset(self) -> Any:
-        return self.admin("POST", "reset")
+        return self.api.reset()
 
     def wait_stats(self, predicate: Any, timeout: float = 5.0) -> Any:
         """Poll the stats until `predicate(stats)` holds (the server notices closed connections a bit later)."""
