@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from cachelab import processes
-from cachelab.commands.load import LoadRun, run_scenario
 from cachelab.processes import LOOPBACK
 from cachelab.stack import Service, Stack, StackConfig
+from loadtests.runner import LoadRun, run_scenario
 from loadtests.summary import percent
 
 FAULTS_PATH = "/__admin/faults"

@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from cachelab import processes
-from cachelab.commands.load import LoadRun, run_scenario
+from loadtests.runner import LoadRun, run_scenario
 
 NGINX_CONF = """
 worker_processes 1;
