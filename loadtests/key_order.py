@@ -21,7 +21,12 @@ from locust import events, task
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 
-from loadtests.common import CacheLabUser, RunShape, Scenario, install, on, options, zipf_for
+from loadtests.controller import Scenario
+from loadtests.hooks import on
+from loadtests.lifecycle import install
+from loadtests.locust_options import options
+from loadtests.shape import RunShape
+from loadtests.users import CacheLabUser, zipf_for
 from loadtests.workload import irrelevant_headers, key_order_params, query_string, shuffled
 
 

@@ -23,18 +23,13 @@ from locust import events
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 
-from loadtests.common import (
-    DEFAULT_DURATION,
-    PROC,
-    Controller,
-    RunShape,
-    Scenario,
-    ZipfUser,
-    install,
-    on,
-    options,
-    run_seconds,
-)
+from loadtests.controller import Controller, Scenario
+from loadtests.hooks import on
+from loadtests.lifecycle import install
+from loadtests.locust_options import DEFAULT_DURATION, options, run_seconds
+from loadtests.recording import PROC
+from loadtests.shape import RunShape
+from loadtests.users import ZipfUser
 from loadtests.workload import PhaseSpec, parse_duration, plan_phases
 
 PHASES = ("warmup", "outage", "recovery")

@@ -25,7 +25,13 @@ from locust import constant, events, task
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 
-from loadtests.common import CONTROLLER, PROC, CacheLabUser, RunShape, Scenario, install, on, options
+from loadtests.controller import CONTROLLER, Scenario
+from loadtests.hooks import on
+from loadtests.lifecycle import install
+from loadtests.locust_options import options
+from loadtests.recording import PROC
+from loadtests.shape import RunShape
+from loadtests.users import CacheLabUser
 from whatif.replay import LATE_SECONDS, Planned, plan
 from whatif.run import WhatifError, requests_of
 

@@ -30,7 +30,12 @@ from locust import events, task
 from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 
-from loadtests.common import CacheLabUser, Controller, RunShape, Scenario, install, on, options, run_id
+from loadtests.controller import Controller, Scenario
+from loadtests.hooks import on
+from loadtests.lifecycle import install
+from loadtests.locust_options import options
+from loadtests.shape import RunShape
+from loadtests.users import CacheLabUser, run_id
 
 SCENARIO_NAME = "stampede"
 RUN_PARAMETER = "cachelab_run"
