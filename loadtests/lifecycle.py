@@ -29,7 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtests.analysis import Measurements
 from loadtests.controller import CONTROLLER, Controller, Scenario
 from loadtests.hooks import on
-from loadtests.locust_options import common_problems, options
+from loadtests.locust_options import common_problems, options, register_arguments
 from loadtests.recording import MSG_DRAIN, MSG_DRAINED, MSG_PHASE, PROC, REPORT_KEY, wait_in_flight
 from loadtests.summary import render_text
 
@@ -39,7 +39,9 @@ ENV: list[Environment] = []  # the process's Environment, captured at init (the 
 
 
 def install(scenario: Scenario) -> None:
-    """Wire a scenario into Locust's events. Call once at the top level of its locustfile."""
+    """Wire a scenario into Locust's events, its options (loadtests.options) included. Call once at the top level
+    of its locustfile."""
+    register_arguments(scenario.name)
 
     @on(events.init)
     def _init(environment: Environment, **_kwargs: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from locust import events
@@ -9,125 +10,39 @@ from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 
 from loadtests.hooks import on
+from loadtests.options import OPTIONS, defaults
 from loadtests.stub_admin import StubAdmin
 from loadtests.workload import parse_duration
 
 DEFAULT_DURATION = "60s"
 
 
-@on(events.init_command_line_parser)
-def _common_arguments(parser: LocustArgumentParser) -> None:
-    add = parser.add_argument
-    add(
-        "--stub-admin",
-        env_var="CACHELAB_STUB_ADMIN",
-        default="",
-        metavar="URL",
-        help="base URL of the stub API (its /__admin/ API): upstream request counts, fault injection",
-    )
-    add(
-        "--summary-json",
-        env_var="CACHELAB_SUMMARY_JSON",
-        default="",
-        metavar="PATH",
-        help="write summary.json here (and measurements.json next to it) when Locust quits",
-        include_in_web_ui=False,
-    )
-    add(
-        "--duration",
-        env_var="CACHELAB_DURATION",
-        default="",
-        metavar="TIME",
-        help="length of the run when --run-time is not given (e.g. 60s, 2m); empty: until stopped",
-    )
-    add(
-        "--keys", env_var="CACHELAB_KEYS", type=int, default=1000, metavar="N", help="size of the key space (keys 1..N)"
-    )
-    add(
-        "--zipf-s",
-        env_var="CACHELAB_ZIPF_S",
-        type=float,
-        default=1.0,
-        metavar="S",
-        help="Zipf exponent of the key popularity (0 = uniform)",
-    )
-    add(
-        "--rate",
-        env_var="CACHELAB_RATE",
-        type=float,
-        default=0.0,
-        metavar="RPS",
-        help="target request rate of the whole run, spread over all users (0 = as fast as the users go)",
-    )
-    add(
-        "--request-timeout",
-        env_var="CACHELAB_REQUEST_TIMEOUT",
-        type=float,
-        default=10.0,
-        metavar="S",
-        help="client-side connect and read timeout of each request",
-    )
-    add(
-        "--path-template",
-        env_var="CACHELAB_PATH",
-        default="/items/{key}",
-        metavar="TEMPLATE",
-        help="request path of key {key}",
-    )
-    add(
-        "--upstream",
-        env_var="CACHELAB_UPSTREAM",
-        default="",
-        metavar="URL",
-        help="base URL of the upstream for direct calls (compare, --direct-share); default: the --stub-admin URL",
-    )
-    add(
-        "--direct-share",
-        env_var="CACHELAB_DIRECT_SHARE",
-        type=float,
-        default=0.0,
-        metavar="F",
-        help="steady/outage: share of requests sent straight to the upstream, as a baseline (0..1)",
-    )
-    add(
-        "--progress",
-        env_var="CACHELAB_PROGRESS",
-        type=float,
-        default=5.0,
-        metavar="S",
-        help="log a progress line (phase, requests, hit ratio, availability) this often; 0 = never",
-    )
-    add(
-        "--stub-poll",
-        env_var="CACHELAB_STUB_POLL",
-        type=float,
-        default=0.5,
-        metavar="S",
-        help="how often the master polls the stub's /__admin/stats during the run",
-    )
+def register_arguments(scenario: str) -> None:
+    """Give Locust's parser the options of `scenario`'s locustfile (loadtests.options). Call once, at import."""
+
+    @on(events.init_command_line_parser)
+    def _arguments(parser: LocustArgumentParser) -> None:
+        for option in OPTIONS:
+            if option.in_locustfile(scenario):
+                parser.add_argument(
+                    option.flag,
+                    env_var=option.env_var,
+                    default=option.default,
+                    help=option.description,
+                    include_in_web_ui=option.web_ui,
+                    **option.argparse_kwargs(),
+                )
+
+
+# What `options` reads of Locust's own options when a process has no parsed options (library use).
+_LOCUST_DEFAULTS: dict[str, Any] = {"num_users": 1, "spawn_rate": 1.0, "run_time": None}
 
 
 def options(env: Environment) -> Any:
-    """The parsed options (custom ones included); an empty namespace when Locust has none (library use)."""
-    return env.parsed_options if env.parsed_options is not None else _Defaults()
-
-
-class _Defaults:
-    stub_admin = ""
-    summary_json = ""
-    duration = ""
-    keys = 1000
-    zipf_s = 1.0
-    rate = 0.0
-    request_timeout = 10.0
-    path_template = "/items/{key}"
-    upstream = ""
-    direct_share = 0.0
-    progress = 5.0
-    stub_poll = 0.5
-    num_users = 1
-    spawn_rate = 1.0
-    run_time = None
+    """The parsed options (custom ones included); the defaults when Locust has none (library use)."""
+    if env.parsed_options is not None:
+        return env.parsed_options
+    return argparse.Namespace(**defaults(), **_LOCUST_DEFAULTS)
 
 
 def run_seconds(env: Environment) -> float | None:

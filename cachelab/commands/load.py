@@ -13,11 +13,12 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 from cachelab.cli import CliError
 from cachelab.commands import replay
+from loadtests.options import add_cli_arguments, locust_knobs, misplaced
 from loadtests.runner import (
     SCENARIOS,
     LoadError,
@@ -30,17 +31,6 @@ from loadtests.runner import (
 )
 from loadtests.summary import measured_nothing, render_text, thresholds_violated
 from loadtests.workload import parse_duration
-
-# Flags that only some scenarios understand.
-_SCENARIO_FLAGS: dict[str, tuple[str, ...]] = {
-    "outage_mode": ("outage",),
-    "phases": ("outage",),
-    "hot_path": ("stampede",),
-    "hot_max_age": ("stampede",),
-    "hot_latency_ms": ("stampede",),
-    "direct_share": ("steady", "outage"),
-    "path_template": ("steady", "outage", "compare"),
-}
 
 
 @contextlib.contextmanager
@@ -60,28 +50,6 @@ def _check_url(name: str, url: str) -> str:
 
 def _default_out(scenario: str) -> Path:
     return Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario}"
-
-
-def _knobs(args: argparse.Namespace) -> dict[str, str]:
-    mapping: Mapping[str, str] = {
-        "rate": "--rate",
-        "keys": "--keys",
-        "zipf_s": "--zipf-s",
-        "path_template": "--path-template",
-        "upstream": "--upstream",
-        "direct_share": "--direct-share",
-        "request_timeout": "--request-timeout",
-        "outage_mode": "--outage-mode",
-        "phases": "--phases",
-        "hot_path": "--hot-path",
-        "hot_max_age": "--hot-max-age",
-        "hot_latency_ms": "--hot-latency-ms",
-    }
-    return {
-        flag: f"{value:g}" if isinstance(value, float) else str(value)
-        for dest, flag in mapping.items()
-        if (value := getattr(args, dest)) is not None
-    }
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,11 +75,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--region", help="with --stack: AWS region")
     parser.add_argument("--endpoint-url", help="with --stack --target localstack: LocalStack's endpoint")
-    parser.add_argument(
-        "--stub-admin",
-        metavar="URL",
-        help="base URL of the stub API: counts upstream requests; drives outage and stampede",
-    )
     parser.add_argument("--users", "-u", type=int, default=10, help="concurrent users (default 10)")
     parser.add_argument("--spawn-rate", "-r", type=float, help="users started per second (default: all at once)")
     parser.add_argument(
@@ -124,18 +87,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=1,
         help="load-generating Locust processes (default 1; N > 1 runs a master and N workers)",
     )
-    parser.add_argument("--rate", type=float, help="target requests/s of the whole run (default: unpaced)")
-    parser.add_argument("--keys", type=int, help="key-space size (default 1000)")
-    parser.add_argument("--zipf-s", type=float, help="Zipf exponent of key popularity (default 1.0)")
-    parser.add_argument("--path-template", help="request path with {key} (default /items/{key})")
-    parser.add_argument("--upstream", help="upstream base URL for direct calls (default: --stub-admin)")
-    parser.add_argument("--direct-share", type=float, help="steady/outage: share of requests sent to the upstream")
-    parser.add_argument("--request-timeout", type=float, help="client timeout per request in seconds (default 10)")
-    parser.add_argument("--outage-mode", choices=("error", "timeout", "reset"), help="outage: how the upstream fails")
-    parser.add_argument("--phases", help="outage: phase lengths, e.g. warmup=0.3,outage=0.4,recovery=0.3")
-    parser.add_argument("--hot-path", help="stampede: the hot resource (default /items/1)")
-    parser.add_argument("--hot-max-age", type=float, help="stampede: stub sends Cache-Control max-age=S on it")
-    parser.add_argument("--hot-latency-ms", type=float, help="stampede: stub answers the hot path this slowly")
+    add_cli_arguments(parser)  # the scenario options (loadtests.options): --stub-admin, --keys, --rate, ...
     parser.add_argument(
         "--locust-arg",
         action="append",
@@ -174,10 +126,9 @@ def _validate(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and not 0.0 <= value <= 1.0:
             raise CliError(f"--{name.replace('_', '-')} must be between 0 and 1, got {value:g}")
-    for dest, scenarios in _SCENARIO_FLAGS.items():
-        if getattr(args, dest) is not None and args.scenario not in scenarios:
-            flag = "--" + dest.replace("_", "-")
-            raise CliError(f"{flag} applies to {' and '.join(scenarios)}, not to {args.scenario}")
+    problem = misplaced(vars(args), args.scenario)
+    if problem is not None:
+        raise CliError(problem)
     if args.scenario in ("outage", "stampede") and not args.stub_admin:
         raise CliError(f"the {args.scenario} scenario works through the stub's admin API: give --stub-admin URL")
     if args.scenario == "compare" and not (args.stub_admin or args.upstream):
@@ -212,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         if stub_admin:
             check_stub_admin(stub_admin)
     out = args.out if args.out is not None else _default_out(args.scenario)
-    knobs = _knobs(args)
+    knobs = locust_knobs(vars(args), skip=("stub-admin",))  # the LoadRun carries the stub's URL, checked
     if prepared is not None:
         knobs.update(prepared.knobs)
         args.duration = prepared.duration
