@@ -17,7 +17,11 @@ from locust import task
 from locust.env import Environment
 
 from loadtests.analysis import TARGET_UPSTREAM
-from loadtests.common import CacheLabUser, RunShape, Scenario, install, options, upstream_base, zipf_for
+from loadtests.controller import Scenario
+from loadtests.lifecycle import install
+from loadtests.locust_options import options, upstream_base
+from loadtests.shape import RunShape
+from loadtests.users import CacheLabUser, zipf_for
 
 
 def _validate(env: Environment) -> list[str]:

@@ -17,23 +17,15 @@ Debug one user in-process: `python loadtests/key_order.py --host URL`.
 
 from __future__ import annotations
 
-from locust import events, task
-from locust.argument_parser import LocustArgumentParser
+from locust import task
 from locust.env import Environment
 
-from loadtests.common import CacheLabUser, RunShape, Scenario, install, on, options, zipf_for
+from loadtests.controller import Scenario
+from loadtests.lifecycle import install
+from loadtests.locust_options import options
+from loadtests.shape import RunShape
+from loadtests.users import CacheLabUser, zipf_for
 from loadtests.workload import irrelevant_headers, key_order_params, query_string, shuffled
-
-
-@on(events.init_command_line_parser)
-def _arguments(parser: LocustArgumentParser) -> None:
-    parser.add_argument(
-        "--key-order-path",
-        env_var="CACHELAB_KEY_ORDER_PATH",
-        default="/",
-        metavar="PATH",
-        help="path whose query parameters are shuffled",
-    )
 
 
 def _validate(env: Environment) -> list[str]:

@@ -19,45 +19,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from locust import events
-from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 
-from loadtests.common import (
-    DEFAULT_DURATION,
-    PROC,
-    Controller,
-    RunShape,
-    Scenario,
-    ZipfUser,
-    install,
-    on,
-    options,
-    run_seconds,
-)
+from loadtests.controller import Controller, Scenario
+from loadtests.lifecycle import install
+from loadtests.locust_options import DEFAULT_DURATION, options, run_seconds
+from loadtests.options import find
+from loadtests.recording import PROC
+from loadtests.shape import RunShape
+from loadtests.users import ZipfUser
 from loadtests.workload import PhaseSpec, parse_duration, plan_phases
 
 PHASES = ("warmup", "outage", "recovery")
-MODES = ("error", "timeout", "reset")
+MODES = find("outage-mode").choices
 SEEN = "seen-key"
 NEW = "new-key"
-
-
-@on(events.init_command_line_parser)
-def _arguments(parser: LocustArgumentParser) -> None:
-    parser.add_argument(
-        "--outage-mode",
-        env_var="CACHELAB_OUTAGE_MODE",
-        default="error",
-        help="how the upstream fails during the outage phase: error | timeout | reset",
-    )
-    parser.add_argument(
-        "--phases",
-        env_var="CACHELAB_PHASES",
-        default="warmup=0.3,outage=0.4,recovery=0.3",
-        metavar="SPEC",
-        help="phase lengths: shares of the run time, or durations (warmup=10s,outage=20s,recovery=10s)",
-    )
 
 
 def _plan(env: Environment, seconds: float | None) -> list[PhaseSpec]:

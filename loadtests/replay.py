@@ -22,10 +22,15 @@ from typing import Any
 
 import gevent
 from locust import constant, events, task
-from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 
-from loadtests.common import CONTROLLER, PROC, CacheLabUser, RunShape, Scenario, install, on, options
+from loadtests.controller import CONTROLLER, Scenario
+from loadtests.hooks import on
+from loadtests.lifecycle import install
+from loadtests.locust_options import options
+from loadtests.recording import PROC
+from loadtests.shape import RunShape
+from loadtests.users import CacheLabUser
 from whatif.replay import LATE_SECONDS, Planned, plan
 from whatif.run import WhatifError, requests_of
 
@@ -42,19 +47,6 @@ class _Replay:
 
 
 REPLAY = _Replay()
-
-
-@on(events.init_command_line_parser)
-def _arguments(parser: LocustArgumentParser) -> None:
-    add = parser.add_argument
-    add("--replay-log", env_var="CACHELAB_REPLAY_LOG", default="", metavar="PATH", help="the access log to replay")
-    add("--replay-format", env_var="CACHELAB_REPLAY_FORMAT", default="auto", metavar="FORMAT", help="its format")
-    add("--replay-speed", env_var="CACHELAB_REPLAY_SPEED", type=float, default=1.0, metavar="X",
-        help="replay X times faster than logged")  # fmt: skip
-    add("--replay-limit", env_var="CACHELAB_REPLAY_LIMIT", type=int, default=0, metavar="N",
-        help="replay the first N requests (0: all)")  # fmt: skip
-    add("--replay-host", env_var="CACHELAB_REPLAY_HOST", default="", metavar="HOST",
-        help="replay absolute URLs of this host (HAR: default the first host)")  # fmt: skip
 
 
 def load_plan(env: Environment) -> list[Planned]:

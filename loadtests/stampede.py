@@ -26,45 +26,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from locust import events, task
-from locust.argument_parser import LocustArgumentParser
+from locust import task
 from locust.env import Environment
 
-from loadtests.common import CacheLabUser, Controller, RunShape, Scenario, install, on, options, run_id
+from loadtests.controller import Controller, Scenario
+from loadtests.lifecycle import install
+from loadtests.locust_options import options
+from loadtests.shape import RunShape
+from loadtests.users import CacheLabUser, run_id
 
 SCENARIO_NAME = "stampede"
 RUN_PARAMETER = "cachelab_run"
-
-
-@on(events.init_command_line_parser)
-def _arguments(parser: LocustArgumentParser) -> None:
-    parser.add_argument(
-        "--hot-path", env_var="CACHELAB_HOT_PATH", default="/items/1", metavar="PATH", help="the one hot resource"
-    )
-    parser.add_argument(
-        "--hot-max-age",
-        env_var="CACHELAB_HOT_MAX_AGE",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="make the stub send Cache-Control: max-age=S on the hot path for the run (0 = leave the stub as is)",
-    )
-    parser.add_argument(
-        "--hot-latency-ms",
-        env_var="CACHELAB_HOT_LATENCY_MS",
-        type=float,
-        default=0.0,
-        metavar="MS",
-        help="make the stub answer the hot path this slowly for the run (0 = leave the stub as is)",
-    )
-    parser.add_argument(
-        "--expiry-gap",
-        env_var="CACHELAB_EXPIRY_GAP",
-        type=float,
-        default=0.5,
-        metavar="S",
-        help="upstream requests for the hot path closer than this belong to the same refill",
-    )
 
 
 def _hot_path(env: Environment) -> str:

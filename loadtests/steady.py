@@ -11,7 +11,10 @@ Debug one user in-process: `python loadtests/steady.py --host URL` (Locust's run
 
 from __future__ import annotations
 
-from loadtests.common import RunShape, Scenario, ZipfUser, install
+from loadtests.controller import Scenario
+from loadtests.lifecycle import install
+from loadtests.shape import RunShape
+from loadtests.users import ZipfUser
 
 SCENARIO = Scenario(name="steady", phases=("steady",))
 install(SCENARIO)

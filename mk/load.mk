@@ -19,4 +19,4 @@ test-load: venv tools ## the load tests' tests: summary math, and every scenario
 	$(BIN)/pytest -q tests/loadtests
 
 bench-load: venv ## requests/s one Locust process (and two) can generate here, against the stub and nginx
-	$(BIN)/python -m loadtests.capacity
+	$(BIN)/python -m bench.bench_load

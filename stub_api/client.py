@@ -30,9 +30,10 @@ Kind = Literal["bad-url", "unreachable", "refused", "not-stub"]
 
 
 class StubAdminError(RuntimeError):
-    """A call to the stub's admin API failed. `kind`: "bad-url" (not an http(s) URL), "unreachable" (no HTTP answer; `status` is None), "refused"
-    (an HTTP error `status`, `detail` its body), "not-stub" (an answer, but not the stub's: through a cache, or not
-    its JSON). The message names the call and says why."""
+    """A call to the stub's admin API failed. `kind`: "bad-url" (not an http(s) URL), "unreachable" (no HTTP
+    answer; `status` is None), "refused" (an HTTP error `status`, `detail` its body), "not-stub" (an answer, but not
+    the stub's: through a cache, `detail` then the cache's header as "X-Cache: HIT", or not its JSON). The message
+    names the call and says why."""
 
     def __init__(self, message: str, *, kind: Kind, status: int | None = None, detail: str = "") -> None:
         super().__init__(message)
@@ -115,9 +116,10 @@ class StubAdmin:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
                 through = resp.headers.get("X-Cache") or resp.headers.get("Cache-Status")
                 if through:
+                    cache = f"X-Cache: {resp.headers.get('X-Cache')}"
                     raise self._not_stub(
-                        method, path, f"answered through a cache (X-Cache: {resp.headers.get('X-Cache')}): that is "
-                        "the gateway, not the stub; give the stub's own URL", status=resp.status
+                        method, path, f"answered through a cache ({cache}): that is the gateway, not the stub; give "
+                        "the stub's own URL", status=resp.status, detail=cache,
                     )  # fmt: skip
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
@@ -134,5 +136,6 @@ class StubAdmin:
         except ValueError:
             raise self._not_stub(method, path, "did not answer JSON", status=200) from None
 
-    def _not_stub(self, method: str, path: str, why: str, *, status: int = 200) -> StubAdminError:
-        return StubAdminError(f"{method} {self.base}{ADMIN_PREFIX}{path} {why}", kind="not-stub", status=status)
+    def _not_stub(self, method: str, path: str, why: str, *, status: int = 200, detail: str = "") -> StubAdminError:
+        message = f"{method} {self.base}{ADMIN_PREFIX}{path} {why}"
+        return StubAdminError(message, kind="not-stub", status=status, detail=detail)

@@ -16,9 +16,9 @@ import redis as redis_py
 from cachelab.chaos.faults import Fault, FaultError
 from cachelab.chaos.plan import Plan
 from cachelab.chaos.relay import RelayLog, relaying
-from cachelab.commands.load import LoadRun, run_scenario
 from cachelab.processes import LOOPBACK
 from cachelab.stack import Stack
+from loadtests.runner import LoadRun, run_scenario
 from stub_api.client import StubAdmin
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from cachelab.cli import CliError
-from cachelab.commands.load import LoadRun, Terminated, partial_results, raise_terminated, run_scenario, tidy
 from cachelab.commands.up import add_stack_arguments
 from cachelab.processes import PortInUseError
 from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError, needed_extras
+from loadtests.runner import LoadError, LoadRun, Terminated, partial_results, raise_terminated, run_scenario
 from loadtests.summary import percent, plural, throttled
 from loadtests.workload import parse_duration
 
@@ -103,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
                 },
             )
             measuring = True
-            summary = run_scenario(load, show=lambda line: print("  " + tidy(line), flush=True))
-    except (StackError, PortInUseError) as exc:
+            summary = run_scenario(load, show=lambda line: print("  " + line, flush=True))
+    except (StackError, PortInUseError, LoadError) as exc:
         raise CliError(str(exc)) from None
     except KeyboardInterrupt as exc:
         what = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"

@@ -32,7 +32,7 @@ locustfile() {
   python - "${LOCUST_SCENARIO:-steady}" <<'PY'
 import sys
 
-from cachelab.commands.load import SCENARIOS, locustfile
+from loadtests.runner import SCENARIOS, locustfile
 
 name = sys.argv[1].replace("_", "-")
 if name not in SCENARIOS:

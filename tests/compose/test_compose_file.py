@@ -20,7 +20,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from cachelab.commands.deploy import LOCALSTACK_ENDPOINT, TEMPLATE, deploy_parameters, template_parameters
-from cachelab.commands.load import SCENARIOS
+from loadtests.runner import SCENARIOS
 from proxy.config import ENVIRONMENT_NAMES, Settings
 from tests.compose.support import (
     COMPOSE_FILE,

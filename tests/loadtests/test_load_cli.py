@@ -11,9 +11,7 @@ import boto3
 import pytest
 
 from cachelab import processes
-from cachelab.cli import CliError
 from cachelab.cli import main as cachelab
-from cachelab.commands import load
 from tests.loadtests.conftest import Stack
 
 
@@ -96,11 +94,15 @@ def test_json_output_and_passing_thresholds(stack: Stack, tmp_path: Path, capsys
 
 
 @pytest.mark.redis_server
-def test_invalid_scenario_knob_is_reported_from_the_locustfile(stack: Stack, tmp_path: Path) -> None:
-    with pytest.raises(CliError, match=r"--keys must be at least 1"):
-        load.run_scenario(
-            load.LoadRun("steady", stack.gateway_url, tmp_path / "x", duration="1s", knobs={"--keys": "0"})
-        )
+def test_invalid_scenario_knob_is_reported_from_the_locustfile(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = cachelab(["load", "steady", "--host", stack.gateway_url, "--duration", "1s", "--keys", "0",
+                   "--out", str(tmp_path / "x")])  # fmt: skip
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "ERROR: cachelab steady: --keys must be at least 1 (got 0)\n" in err  # shown as it happened
+    assert "cachelab load: error: Locust exited with status 2 without writing " in err
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 
 from cachelab import processes
 from cachelab.cli import main as cachelab
-from cachelab.commands.load import LoadRun, run_scenario
+from loadtests.runner import LoadRun, run_scenario
 from tests.loadtests.conftest import Stack
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow]

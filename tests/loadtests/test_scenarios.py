@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from cachelab import processes
-from cachelab.commands.load import LoadRun, locustfile, run_scenario
+from loadtests.runner import LoadRun, locustfile, run_scenario
 from tests.loadtests.conftest import Stack
 from tests.support.phases import boundary_failures
 from tests.support.workload import at_least, missing, with_workload

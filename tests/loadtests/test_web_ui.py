@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cachelab import processes
-from cachelab.commands.load import locustfile
+from loadtests.runner import locustfile
 from tests.loadtests.conftest import Stack
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow]

@@ -22,7 +22,7 @@ import pytest
 import redis
 
 from cachelab import processes
-from cachelab.commands.load import LoadRun, run_scenario
+from loadtests.runner import LoadRun, run_scenario
 from cachelab.stack import Stack, StackConfig
 from tests.support.phases import boundary_failures
 from tests.support.shared import once_per_run

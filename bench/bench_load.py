@@ -1,4 +1,4 @@
-"""How far the load generator itself goes on this machine: `python -m loadtests.capacity` (or `make bench-load`).
+"""How far the load generator itself goes on this machine: `python -m bench.bench_load` (or `make bench-load`).
 
 Runs the steady scenario unpaced (10 users, FastHttpUser) for a few seconds against two targets that cost as little
 as possible, with one Locust process and with `--processes 2`:
@@ -22,7 +22,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from cachelab import processes
-from cachelab.commands.load import LoadRun, run_scenario
+from loadtests.runner import LoadRun, run_scenario
 
 NGINX_CONF = """
 worker_processes 1;
@@ -78,7 +78,7 @@ def measure(host: str, processes_: int, duration: str, out: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.capacity", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", default="8s", help="length of each measurement (default 8s)")
     args = parser.parse_args(argv)
     nginx_binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
