@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cachelab.cli import CliError
+from cachelab.gateway.settings import GatewayError
+from cachelab.gateway.spec import parse_params as name_values
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -37,7 +39,6 @@ LOCALSTACK_REGION = "us-east-1"
 DEFAULT_STACK = "cachelab"
 LOCALSTACK_KEY = "test"  # LocalStack accepts any credentials; these are its documented dummies
 TARGETS = ("localstack", "aws")
-_PARAM = re.compile(r"^([A-Za-z0-9]+)=(.*)$", re.DOTALL)
 
 # Approximate on-demand prices in us-east-1 (check https://aws.amazon.com/elasticache/pricing/ and
 # https://aws.amazon.com/vpc/pricing/ for your region); printed before a deploy to AWS.
@@ -121,16 +122,14 @@ def samconfig(env_name: str, path: Path = SAMCONFIG) -> dict[str, dict[str, Any]
 
 
 def parse_params(pairs: Sequence[str], known: Sequence[str]) -> dict[str, str]:
-    """`Name=Value` strings, checked against the template's parameter names."""
-    params: dict[str, str] = {}
-    for raw in pairs:
-        match = _PARAM.match(raw)
-        if match is None:
-            raise CliError(f"--param must look like Name=Value, got {raw!r}")
-        name, value = match.groups()
+    """`Name=Value` strings (read as `cachelab gateway --param` reads them), checked against the template's names."""
+    try:
+        params = name_values(pairs)
+    except GatewayError as exc:
+        raise CliError(str(exc)) from None
+    for name in params:
         if name not in known:
             raise CliError(f"unknown template parameter {name!r}; the template declares: {', '.join(known)}")
-        params[name] = value
     return params
 
 

@@ -133,7 +133,7 @@ def test_deploy_dry_run_aws_and_delete() -> None:
 
 def test_deploy_rejects_bad_parameters() -> None:
     assert_cli_error(cachelab("deploy", "--target", "aws", "--param", "Bogus=1"), "unknown template parameter 'Bogus'")
-    assert_cli_error(cachelab("deploy", "--target", "aws", "--param", "MultiAZ"), "--param must look like Name=Value")
+    assert_cli_error(cachelab("deploy", "--target", "aws", "--param", "MultiAZ"), "--param expects Name=Value")
     assert_cli_error(cachelab("deploy", "--target", "localstack", "--param", "RedisUrl="), "RedisMode=external needs")
     assert_cli_error(
         cachelab("deploy", "--target", "aws", "--endpoint-url", "http://x"), "--endpoint-url applies to --target"
