@@ -1,10 +1,10 @@
-# notebooks/: results charts and the TTL / cost model, run headless (python -m loadtests.notebooks).
+# notebooks/: results charts and the TTL / cost model, run headless (python -m analysis.notebooks).
 #   make notebooks RESULTS="results/a results/b" MEASURED="results/a" MEASURED_TTL=300
 RESULTS ?=
 MEASURED ?=
 MEASURED_TTL ?= 300
 NOTEBOOK_OUT ?= results/notebooks
-NOTEBOOK_RUN = $(BIN)/python -m loadtests.notebooks
+NOTEBOOK_RUN = $(BIN)/python -m analysis.notebooks
 
 .PHONY: notebooks test-notebooks strip-notebooks check-notebooks
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis import plots
 from cachelab.commands.demo import render_demo_summary
-from loadtests import plots
 from loadtests.analysis import NONE, OK, TARGET_PROXY, TARGET_UPSTREAM, Measurements, Sample, SampleKey, figures
 from loadtests.summary import PhaseMark, RunRecord, build_summary, percent, plural, progress_line, render_text
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests import plots
+from analysis import plots
 from loadtests.analysis import OK, TARGET_PROXY, Measurements, Sample, SampleKey
 from loadtests.summary import PhaseMark, RunRecord, build_summary
 

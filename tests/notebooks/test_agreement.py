@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests import model
+from analysis import model
 from tests.notebooks.conftest import TTL_SECONDS, RealRuns, steady_shortfall
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow, pytest.mark.timeout(900)]  # the runs, maybe twice

@@ -1,4 +1,4 @@
-"""loadtests.model: the TTL hit-ratio model against closed forms and simulation; the cost model by hand."""
+"""analysis.model: the TTL hit-ratio model against closed forms and simulation; the cost model by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from loadtests import model
+from analysis import model
 from loadtests.workload import Zipf
 
 pytestmark = pytest.mark.unit

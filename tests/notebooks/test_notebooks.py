@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from loadtests import model, notebooks
+from analysis import model, notebooks
 from tests.notebooks.conftest import RealRuns
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,11 +61,11 @@ def test_committed_notebooks_have_no_outputs_and_one_parameters_cell(path: Path)
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebooks_stay_thin(path: Path) -> None:
-    """The logic lives in loadtests (tested); a notebook only defines its `show` helper."""
+    """The logic lives in analysis (tested); a notebook only defines its `show` helper."""
     nb = notebooks.read(path)
     source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert re.findall(r"^def (\w+)", source, flags=re.MULTILINE) == ["show"]
-    assert "from loadtests import" in source
+    assert "from analysis import" in source
     assert "import matplotlib" not in source
 
 

@@ -1,4 +1,4 @@
-"""loadtests.plots on the real run's results: the charts are written, and the data behind them is right."""
+"""analysis.plots on the real run's results: the charts are written, and the data behind them is right."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests import model, plots
+from analysis import model, plots
 from tests.notebooks.conftest import RealRuns
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow, pytest.mark.timeout(900)]  # the session's real runs

@@ -1,8 +1,8 @@
 """Run the notebooks headless with parameters (papermill-style), and keep them stripped in git.
 
-    python -m loadtests.notebooks run notebooks/01_results.ipynb -p 'results_dirs=["results/x"]' --out x.ipynb
-    python -m loadtests.notebooks strip notebooks/*.ipynb       # before committing
-    python -m loadtests.notebooks check notebooks/*.ipynb       # exit 1 when one has outputs or counts
+    python -m analysis.notebooks run notebooks/01_results.ipynb -p 'results_dirs=["results/x"]' --out x.ipynb
+    python -m analysis.notebooks strip notebooks/*.ipynb       # before committing
+    python -m analysis.notebooks check notebooks/*.ipynb       # exit 1 when one has outputs or counts
 
 A notebook's parameters are the assignments in its one code cell tagged `parameters`. `run` inserts a cell
 tagged `injected-parameters` right after it with the overrides (as papermill does), executes every cell with
@@ -185,7 +185,7 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     summary = (__doc__ or "").split("\n\n")[0]
-    parser = argparse.ArgumentParser(prog="python -m loadtests.notebooks", description=summary)
+    parser = argparse.ArgumentParser(prog="python -m analysis.notebooks", description=summary)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute a notebook with parameters and write the executed copy")
     run.add_argument("notebook", type=Path)
