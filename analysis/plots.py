@@ -27,7 +27,7 @@ from typing import Any
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from analysis.model import MonthlyCost
+from analysis.cost import MonthlyCost
 from loadtests.analysis import CACHE_STATUSES, TARGET_PROXY, TARGET_UPSTREAM, Histogram, is_answered
 from loadtests.summary import RunRecord, load_record, percent
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from analysis import model, notebooks
+from analysis import agreement, notebooks, ttl_model
 from tests.notebooks.conftest import RealRuns
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,11 +151,11 @@ def test_ttl_model_notebook_shows_predicted_vs_measured(real_runs: RealRuns, tmp
     assert verdict == "OK"
     assert abs(float(difference)) <= 5.0
     # The notebook shows the same figures as the pure computation on that run's summary.json.
-    expected = model.compare_run(real_runs.summary("steady"), real_runs.ttl_s)
+    expected = agreement.compare_run(real_runs.summary("steady"), real_runs.ttl_s)
     assert float(predicted) == pytest.approx(100 * expected.prediction.hit_ratio, abs=0.05)
     assert float(measured) == pytest.approx(100 * expected.measured_hit_ratio, abs=0.05)
     # The parameters reached the model: the headline is for 20,000 keys at 80 req/s.
-    headline = model.hit_ratio(20_000, 1.0, 80.0, 300.0)
+    headline = ttl_model.hit_ratio(20_000, 1.0, 80.0, 300.0)
     assert f"20,000 keys, zipf s=1, 80 req/s, TTL 300 s: hit ratio {headline:.1%}" in text
     assert "USD/month" in text
     assert images_of(nb) >= 6  # 2 sweeps, the run's TTL curve and warm-up, the cost breakdown and curve

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import model, plots
+from analysis import agreement, cost, plots, ttl_model
 from tests.notebooks.conftest import RealRuns
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow, pytest.mark.timeout(900)]  # the session's real runs
@@ -90,20 +90,20 @@ def test_upstream_savings_and_the_cumulative_series_agree_with_the_summary(real_
 
 def test_model_figures_render(real_runs: RealRuns) -> None:
     run = plots.load_run(real_runs.steady)
-    agreement = model.compare_run(run.summary, real_runs.ttl_s)
-    i = agreement.inputs
+    compared = agreement.compare_run(run.summary, real_runs.ttl_s)
+    i = compared.inputs
     ttls = [1.0, 5.0, 30.0]
-    base = model.Deployment(1.0, 0.8)
-    curve = {"model": [model.hit_ratio(i.keys, i.zipf_s, i.rate, t) for t in ttls]}
+    base = cost.Deployment(1.0, 0.8)
+    curve = {"model": [ttl_model.hit_ratio(i.keys, i.zipf_s, i.rate, t) for t in ttls]}
     figures = [
-        plots.ttl_curves_figure(ttls, curve, measured=[(i.ttl_s, agreement.measured_hit_ratio, "measured")]),
+        plots.ttl_curves_figure(ttls, curve, measured=[(i.ttl_s, compared.measured_hit_ratio, "measured")]),
         plots.warmup_figure(
             run,
-            model.hit_ratio_timeline(i.keys, i.zipf_s, i.rate, i.ttl_s, int(i.window_s)),
-            model.xcache_hit_ratio_timeline(i.keys, i.zipf_s, i.rate, int(i.window_s)),
+            ttl_model.hit_ratio_timeline(i.keys, i.zipf_s, i.rate, i.ttl_s, int(i.window_s)),
+            ttl_model.xcache_hit_ratio_timeline(i.keys, i.zipf_s, i.rate, int(i.window_s)),
         ),
-        plots.cost_figure(model.monthly_cost(model.Deployment(requests_per_second=50.0, hit_ratio=0.8))),
-        plots.cost_curve_figure([1.0, 10.0], model.cost_curve([1.0, 10.0], [0.8, 0.8], base)),
+        plots.cost_figure(cost.monthly_cost(cost.Deployment(requests_per_second=50.0, hit_ratio=0.8))),
+        plots.cost_curve_figure([1.0, 10.0], cost.cost_curve([1.0, 10.0], [0.8, 0.8], base)),
         plots.locust_history_figure([run]),
     ]
     for fig in figures:
