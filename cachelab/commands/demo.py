@@ -178,7 +178,7 @@ def render_demo_summary(summary: Mapping[str, Any]) -> str:
 
 
 def write_charts(out: Path) -> list[str]:
-    """PNG charts in <out>/charts/ (analysis.plots); returns their paths relative to `out`."""
-    from analysis import plots  # noqa: PLC0415 - matplotlib is slow to import: only when charts are drawn
+    """PNG charts in <out>/charts/ (analysis.charts); returns their paths relative to `out`."""
+    from analysis import charts  # noqa: PLC0415 - matplotlib is slow to import: only when charts are drawn
 
-    return [str(path.relative_to(out)) for path in plots.write_charts(out)]
+    return [str(path.relative_to(out)) for path in charts.write_charts(out)]
