@@ -1,20 +1,24 @@
-"""Run the notebooks headless with parameters (papermill-style), and keep them stripped in git.
+"""Run the notebooks headless with parameters (papermill), and keep them stripped in git (nbstripout).
 
     python -m analysis.notebooks run notebooks/01_results.ipynb -p 'results_dirs=["results/x"]' --out x.ipynb
     python -m analysis.notebooks strip notebooks/*.ipynb       # before committing
     python -m analysis.notebooks check notebooks/*.ipynb       # exit 1 when one has outputs or counts
 
-A notebook's parameters are the assignments in its one code cell tagged `parameters`. `run` inserts a cell
-tagged `injected-parameters` right after it with the overrides (as papermill does), executes every cell with
-nbclient in a fresh kernel (the current interpreter's ipykernel) from the repository root, and writes the
-executed copy.
+A notebook's parameters are the assignments in its one code cell tagged `parameters`. `run` has papermill insert
+the overrides in a cell tagged `injected-parameters` right after it and execute every cell in a fresh kernel (the
+current interpreter's ipykernel) from the repository root, writing the executed copy (also when a cell fails).
+A name the parameters cell does not assign is refused before anything runs: papermill only warns, and its own
+inspection reads parameters line by line with a regular expression (a comment holding `=` or `;` hides a name), so
+the names are read here with `ast`.
+
+`strip` and `check` are nbstripout with this project's settings (STRIP_KEYS, the injected cell dropped): a stripped
+executed copy is the committed notebook again.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -22,14 +26,35 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+import papermill
 from nbformat import NotebookNode
+from nbstripout import strip_output
+from papermill.iorw import load_notebook_node
 
 PARAMETERS_TAG = "parameters"
-INJECTED_TAG = "injected-parameters"
+INJECTED_TAG = "injected-parameters"  # papermill's tag of the cell it inserts
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TIMEOUT = 300.0
+# What nbstripout removes besides outputs and execution counts: its command line's defaults, what papermill
+# records of a run, and what the kernel adds to language_info (the committed notebooks keep only its name).
+STRIP_KEYS: tuple[str, ...] = (
+    "metadata.signature",
+    "metadata.widgets",
+    "metadata.papermill",
+    "metadata.language_info.codemirror_mode",
+    "metadata.language_info.file_extension",
+    "metadata.language_info.mimetype",
+    "metadata.language_info.nbconvert_exporter",
+    "metadata.language_info.pygments_lexer",
+    "metadata.language_info.version",
+    "cell.metadata.collapsed",
+    "cell.metadata.ExecuteTime",
+    "cell.metadata.execution",
+    "cell.metadata.heading_collapsed",
+    "cell.metadata.hidden",
+    "cell.metadata.scrolled",
+    "cell.metadata.papermill",
+)
 
 
 class NotebookError(RuntimeError):
@@ -74,96 +99,74 @@ def parameter_names(nb: NotebookNode) -> list[str]:
     return names
 
 
-def inject_parameters(nb: NotebookNode, params: Mapping[str, Any]) -> NotebookNode:
-    """Insert the overrides after the parameters cell (an unknown name is an error, not a silent no-op)."""
-    index = parameters_index(nb)
+def check_parameters(nb: NotebookNode, params: Mapping[str, Any]) -> None:
+    """Refuse a name the parameters cell does not assign (papermill would only warn and run on)."""
     known = set(parameter_names(nb))
     unknown = sorted(set(params) - known)
     if unknown:
         raise NotebookError(
             f"unknown parameter(s) {', '.join(unknown)}; this notebook takes {', '.join(sorted(known))}"
         )
-    nb.cells = [c for c in nb.cells if INJECTED_TAG not in _tags(c)]
-    if params:
-        lines = [f"{name} = {value!r}\n" for name, value in params.items()]
-        source = "# Injected parameters\n" + "".join(lines)
-        metadata = {"tags": [INJECTED_TAG]}
-        cell = nbformat.v4.new_code_cell(source, metadata=metadata)  # type: ignore[no-untyped-call]
-        nb.cells.insert(index + 1, cell)
-    return nb
 
 
 def execute(
     path: Path,
     params: Mapping[str, Any] | None = None,
     *,
-    out: Path | None = None,
+    out: Path,
     timeout: float = DEFAULT_TIMEOUT,
     cwd: Path = REPO_ROOT,
 ) -> NotebookNode:
-    """Execute a notebook with `params`; write the executed copy to `out` (also when a cell fails)."""
-    nb = inject_parameters(read(path), params or {})
-    client = NotebookClient(
-        nb,
-        timeout=int(timeout),
-        kernel_name="python3",
-        resources={"metadata": {"path": str(cwd)}},
-    )
+    """Execute a notebook with `params` (papermill); write the executed copy to `out` (also when a cell fails)."""
+    check_parameters(read(path), params or {})
+    out = out.resolve()  # papermill writes the copy while inside `cwd`
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        client.execute(env={**os.environ, "MPLBACKEND": "Agg"})
-    except CellExecutionError as exc:
-        raise NotebookError(cell_failure(path, nb, exc, out)) from None
-    finally:
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            write(nb, out)
+        nb: NotebookNode = papermill.execute_notebook(
+            str(path.resolve()),
+            str(out),
+            parameters=dict(params or {}),
+            kernel_name="python3",
+            cwd=str(cwd),
+            execution_timeout=int(timeout),
+            progress_bar=False,
+        )
+    except papermill.PapermillExecutionError as exc:
+        raise NotebookError(cell_failure(path, exc, out)) from None
     return nb
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def cell_failure(path: Path, nb: NotebookNode, exc: CellExecutionError, out: Path | None) -> str:
+def cell_failure(path: Path, exc: papermill.PapermillExecutionError, out: Path) -> str:
     """One plain line: which cell failed, and its exception (the coloured traceback stays in the executed copy)."""
-    failed = next(
-        (i for i, cell in enumerate(nb.cells) if any(o.get("output_type") == "error" for o in cell.get("outputs", []))),
-        None,
-    )
     error = " ".join(_ANSI.sub("", f"{exc.ename}: {exc.evalue}").split())
-    where = f"cell {failed}" if failed is not None else "a cell"
-    copy = f" (traceback in the executed copy {out})" if out is not None else ""
-    return f"{path}: {where} failed: {error}{copy}"
+    return f"{path}: cell {exc.cell_index} failed: {error} (traceback in the executed copy {out})"
 
 
-def stripped(nb: NotebookNode) -> NotebookNode:
-    """The notebook without outputs, execution counts, injected cells and per-run metadata."""
-    nb.cells = [c for c in nb.cells if INJECTED_TAG not in _tags(c)]
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
-        for key in ("execution", "collapsed", "scrolled", "ExecuteTime"):
-            cell.metadata.pop(key, None)
-    for key in ("widgets", "papermill"):
-        nb.metadata.pop(key, None)
-    language = nb.metadata.get("language_info")
-    if language:  # the kernel fills in its version, codemirror mode, ...: keep only the name
-        nb.metadata["language_info"] = {"name": language.get("name", "python")}
-    return nb
+def stripped(path: Path) -> NotebookNode:
+    """The notebook as committed: read as papermill reads it (nbformat 4.5, a `tags` list and papermill's
+    metadata on every cell), then nbstripout with STRIP_KEYS and the injected parameters cell dropped. So an
+    executed copy, stripped, is its committed notebook again."""
+    read(path)  # a missing or broken file is a NotebookError, not a traceback from papermill
+    out: NotebookNode = strip_output(
+        load_notebook_node(str(path)),
+        keep_output=False,
+        keep_count=False,
+        keep_id=False,
+        extra_keys=list(STRIP_KEYS),
+        drop_tagged_cells=[INJECTED_TAG],
+    )
+    return out
 
 
-def problems(nb: NotebookNode) -> list[str]:
+def problems(path: Path) -> list[str]:
     """Why a notebook is not fit to commit (empty when it is)."""
     out: list[str] = []
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
-        if cell.get("outputs"):
-            out.append(f"cell {index} has outputs")
-        if cell.get("execution_count") is not None:
-            out.append(f"cell {index} has an execution count")
-        if INJECTED_TAG in _tags(cell):
-            out.append(f"cell {index} holds injected parameters")
+    nb = read(path)
+    if stripped(path) != nb:
+        out.append("not stripped (outputs, execution counts, injected parameters or run metadata): run strip")
     try:
         parameters_index(nb)
     except NotebookError as exc:
@@ -206,12 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "strip":
             for path in args.notebooks:
-                write(stripped(read(path)), path)
+                write(stripped(path), path)
                 print(f"stripped {path}")
             return 0
         bad = 0
         for path in args.notebooks:
-            for problem in problems(read(path)):
+            for problem in problems(path):
                 print(f"{path}: {problem}", file=sys.stderr)
                 bad += 1
         return 1 if bad else 0
