@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtests.analysis import CACHE_STATUSES, TARGET_PROXY, TARGET_UPSTREAM, Histogram, is_answered
-from loadtests.summary import RunRecord, load_record, percent
+from loadtests.analysis import CACHE_STATUSES, TARGET_PROXY, TARGET_UPSTREAM, is_answered
+from loadtests.histogram import Histogram
+from loadtests.summary import RunRecord, load_record
+from loadtests.summary_text import percent
 
 DIRECT = "direct upstream"  # the label of direct upstream calls, next to the cache statuses
 
@@ -103,14 +105,7 @@ def latency_cdfs(run: RunData) -> dict[str, list[tuple[float, float]]]:
         found = merged.get(label)
         if found is None or found.count == 0:
             continue
-        hist = found
-        seen = 0
-        points: list[tuple[float, float]] = []
-        for bucket in sorted(hist.buckets):
-            seen += hist.buckets[bucket]
-            value = min(max(Histogram.value_of(bucket), hist.min_ms), hist.max_ms)
-            points.append((value, seen / hist.count))
-        out[label] = points
+        out[label] = [(value, seen / found.count) for value, seen in found.cumulative()]
     return out
 
 

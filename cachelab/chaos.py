@@ -30,7 +30,7 @@ from cachelab import processes
 from cachelab.commands.load import LoadRun, run_scenario
 from cachelab.processes import LOOPBACK
 from cachelab.stack import Service, Stack, StackConfig
-from loadtests.summary import percent
+from loadtests.summary_text import percent
 
 FAULTS_PATH = "/__admin/faults"
 _ADMIN_TIMEOUT = 5.0

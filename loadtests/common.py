@@ -51,15 +51,8 @@ from loadtests.analysis import (
     http_outcome,
     parse_cache_status,
 )
-from loadtests.summary import (
-    PhaseMark,
-    RunRecord,
-    StubPoint,
-    build_summary,
-    progress_line,
-    render_text,
-    write_outputs,
-)
+from loadtests.summary import PhaseMark, RunRecord, StubPoint, build_summary, write_outputs
+from loadtests.summary_text import progress_line, render_text
 from loadtests.workload import PhaseSpec, Zipf, next_boundary, parse_duration, phase_at
 
 log = logging.getLogger("cachelab.loadtests")

@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cachelab.gateway",),  # a local API Gateway that runs any SAM function: it knows none of them
     ("cachelab.processes", "cachelab.extras"),  # process, port and install helpers
 )
-CHECKED: tuple[str, ...] = ("cachelab.gateway",)
+CHECKED: tuple[str, ...] = ("cachelab.gateway", "analysis")
 
 
 def _inside(module: str, prefix: str) -> bool:

@@ -19,7 +19,7 @@ from cachelab.commands.load import LoadRun, Terminated, partial_results, raise_t
 from cachelab.commands.up import add_stack_arguments
 from cachelab.processes import PortInUseError
 from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError, needed_extras
-from loadtests.summary import percent, plural, throttled
+from loadtests.summary_text import percent, plural, throttled
 from loadtests.workload import parse_duration
 
 PHASE_SHARES = (("warmup", 0.45), ("outage", 0.30), ("recovery", 0.25))

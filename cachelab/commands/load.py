@@ -29,7 +29,8 @@ import loadtests
 from cachelab.cli import CliError
 from cachelab.commands import replay
 from cachelab.processes import stop
-from loadtests.summary import measured_nothing, plural, render_text, thresholds_violated
+from loadtests.summary import measured_nothing, thresholds_violated
+from loadtests.summary_text import plural, render_text
 from loadtests.workload import parse_duration
 
 # Scenario name -> locustfile module in the loadtests package.

@@ -16,10 +16,10 @@ from loadtests.summary import (
     build_summary,
     load_record,
     measurements_path,
-    render_text,
     thresholds_violated,
     write_outputs,
 )
+from loadtests.summary_text import render_text
 
 pytestmark = pytest.mark.unit
 
