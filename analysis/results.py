@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtests.analysis import CACHE_STATUSES, TARGET_PROXY, TARGET_UPSTREAM, is_answered
 from loadtests.histogram import Histogram
+from loadtests.measurements import CACHE_STATUSES, TARGET_PROXY, TARGET_UPSTREAM, is_answered
 from loadtests.summary import RunRecord, load_record
 from loadtests.summary_text import percent
 

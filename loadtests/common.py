@@ -39,7 +39,7 @@ from locust.argument_parser import LocustArgumentParser
 from locust.env import Environment
 from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, Runner, WorkerRunner
 
-from loadtests.analysis import (
+from loadtests.measurements import (
     NO_RESPONSE,
     TARGET_PROXY,
     TARGET_UPSTREAM,

@@ -16,8 +16,8 @@ from __future__ import annotations
 from locust import task
 from locust.env import Environment
 
-from loadtests.analysis import TARGET_UPSTREAM
 from loadtests.common import CacheLabUser, RunShape, Scenario, install, options, upstream_base, zipf_for
+from loadtests.measurements import TARGET_UPSTREAM
 
 
 def _validate(env: Environment) -> list[str]:

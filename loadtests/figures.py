@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadtests.analysis import (
+from loadtests.histogram import Histogram
+from loadtests.measurements import (
     CACHE_STATUSES,
     CONNECTION,
     OTHER_ERROR,
@@ -20,7 +21,6 @@ from loadtests.analysis import (
     is_failure,
     outcome_status,
 )
-from loadtests.histogram import Histogram
 
 PERCENTILES: tuple[tuple[str, float], ...] = (("p50_ms", 0.50), ("p95_ms", 0.95), ("p99_ms", 0.99))
 

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtests.analysis import CACHE_STATUSES, NO_RESPONSE, TARGET_PROXY, TARGET_UPSTREAM, Measurements, bursts
 from loadtests.figures import figures, ratio
+from loadtests.measurements import CACHE_STATUSES, NO_RESPONSE, TARGET_PROXY, TARGET_UPSTREAM, Measurements, bursts
 
 SCHEMA = "cachelab.load.summary/1"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from loadtests.analysis import TARGET_UPSTREAM, Measurements
 from loadtests.figures import figures
+from loadtests.measurements import TARGET_UPSTREAM, Measurements
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

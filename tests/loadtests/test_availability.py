@@ -10,8 +10,8 @@ import numpy as np
 
 from analysis import charts, results
 from cachelab.commands.demo import render_demo_summary
-from loadtests.analysis import NONE, OK, TARGET_PROXY, TARGET_UPSTREAM, Measurements, Sample, SampleKey
 from loadtests.figures import figures
+from loadtests.measurements import NONE, OK, TARGET_PROXY, TARGET_UPSTREAM, Measurements, Sample, SampleKey
 from loadtests.summary import PhaseMark, RunRecord, build_summary
 from loadtests.summary_text import percent, plural, progress_line, render_text
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from analysis import charts, results
-from loadtests.analysis import OK, TARGET_PROXY, Measurements, Sample, SampleKey
+from loadtests.measurements import OK, TARGET_PROXY, Measurements, Sample, SampleKey
 from loadtests.summary import PhaseMark, RunRecord, build_summary
 
 T0 = 1_700_000_000.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.analysis import NONE, OK, TARGET_PROXY, TARGET_UPSTREAM, Measurements, Sample, SampleKey
+from loadtests.measurements import NONE, OK, TARGET_PROXY, TARGET_UPSTREAM, Measurements, Sample, SampleKey
 from loadtests.summary import (
     SCHEMA,
     PhaseMark,

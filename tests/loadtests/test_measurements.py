@@ -6,7 +6,9 @@ import random
 
 import pytest
 
-from loadtests.analysis import (
+from loadtests.figures import figures
+from loadtests.histogram import Histogram, quantile_exact
+from loadtests.measurements import (
     CONNECTION,
     NO_RESPONSE,
     NONE,
@@ -27,8 +29,6 @@ from loadtests.analysis import (
     is_failure,
     parse_cache_status,
 )
-from loadtests.figures import figures
-from loadtests.histogram import Histogram, quantile_exact
 
 pytestmark = pytest.mark.unit
 
