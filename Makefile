@@ -37,9 +37,10 @@ demo: venv ## the guided one-minute experiment on the native stack (no Docker), 
 tools: ## install the system tools the tests need (redis-server, chromium) when missing
 	@scripts/ensure-tools.sh
 
-lint: venv ## ruff
+lint: venv ## ruff, and the notebooks committed stripped
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m analysis.notebooks check notebooks/*.ipynb
 
 typecheck: venv ## mypy (strict)
 	$(BIN)/mypy

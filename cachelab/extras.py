@@ -8,6 +8,7 @@ optional dependencies come in extras (pyproject.toml):
     sam        AWS SAM CLI, cfn-lint, boto3,           (cachelab gateway, up, demo, deploy; boto3 for --stack, SNS)
                httptools, uvloop (the gateway's HTTP)
     fakeredis  an embedded Redis                       (cachelab up and demo when redis-server is not installed)
+    notebooks  papermill, nbstripout, ipykernel        (python -m analysis.notebooks, make notebooks, jupyter image)
 
 A command that lacks one stops before doing anything, with one line naming what to install (exit status 2), instead
 of a traceback from deep inside an import.
@@ -25,6 +26,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "load": ("locust", "matplotlib", "numpy"),
     "sam": ("samcli", "boto3", "httptools", *(("uvloop",) if sys.platform != "win32" else ())),
     "fakeredis": ("fakeredis", "lupa"),
+    "notebooks": ("papermill", "nbstripout", "nbformat", "nbclient", "ipykernel"),
 }
 
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 from locust import task
 from locust.env import Environment
 
-from loadtests.analysis import TARGET_UPSTREAM
 from loadtests.controller import Scenario
 from loadtests.lifecycle import install
 from loadtests.locust_options import options, upstream_base
+from loadtests.measurements import TARGET_UPSTREAM
 from loadtests.shape import RunShape
 from loadtests.users import CacheLabUser, zipf_for
 

@@ -23,7 +23,8 @@ from locust.runners import MasterRunner
 
 from loadtests.locust_options import options, run_seconds
 from loadtests.recording import MSG_DRAIN, MSG_PHASE, PROC, wait_in_flight
-from loadtests.summary import PhaseMark, RunRecord, StubPoint, build_summary, progress_line, render_text, write_outputs
+from loadtests.summary import PhaseMark, RunRecord, StubPoint, build_summary, write_outputs
+from loadtests.summary_text import progress_line, render_text
 from loadtests.workload import PhaseSpec
 from stub_api.client import StubAdmin, StubAdminError
 

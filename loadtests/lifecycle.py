@@ -26,12 +26,12 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.analysis import Measurements
 from loadtests.controller import CONTROLLER, Controller, Scenario
 from loadtests.hooks import on
 from loadtests.locust_options import common_problems, options, register_arguments
+from loadtests.measurements import Measurements
 from loadtests.recording import MSG_DRAIN, MSG_DRAINED, MSG_PHASE, PROC, REPORT_KEY, wait_in_flight
-from loadtests.summary import render_text
+from loadtests.summary_text import render_text
 
 log = logging.getLogger("cachelab.loadtests")
 

@@ -18,7 +18,8 @@ from typing import Any
 import gevent
 from locust import events
 
-from loadtests.analysis import (
+from loadtests.hooks import on
+from loadtests.measurements import (
     NO_RESPONSE,
     TARGET_PROXY,
     Measurements,
@@ -29,7 +30,6 @@ from loadtests.analysis import (
     http_outcome,
     parse_cache_status,
 )
-from loadtests.hooks import on
 from loadtests.workload import Zipf
 
 MSG_PHASE = "cachelab_phase"

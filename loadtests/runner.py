@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cachelab.processes import stop
-from loadtests.summary import plural
+from loadtests.summary_text import plural
 from loadtests.workload import parse_duration
 from stub_api import ADMIN_PREFIX
 from stub_api.client import StubAdmin, StubAdminError

@@ -12,8 +12,8 @@ import gevent
 from locust import FastHttpUser, task
 from locust.env import Environment
 
-from loadtests.analysis import TARGET_PROXY, TARGET_UPSTREAM
 from loadtests.locust_options import options, upstream_base
+from loadtests.measurements import TARGET_PROXY, TARGET_UPSTREAM
 from loadtests.recording import PROC
 from loadtests.workload import Zipf
 

@@ -1,10 +1,11 @@
-# notebooks/: results charts and the TTL / cost model, run headless (python -m loadtests.notebooks).
+# notebooks/: results charts and the TTL / cost model, run headless with papermill and kept stripped with nbstripout
+# (python -m analysis.notebooks run | strip | check).
 #   make notebooks RESULTS="results/a results/b" MEASURED="results/a" MEASURED_TTL=300
 RESULTS ?=
 MEASURED ?=
 MEASURED_TTL ?= 300
 NOTEBOOK_OUT ?= results/notebooks
-NOTEBOOK_RUN = $(BIN)/python -m loadtests.notebooks
+NOTEBOOK_RUN = $(BIN)/python -m analysis.notebooks
 
 .PHONY: notebooks test-notebooks strip-notebooks check-notebooks
 
@@ -18,7 +19,7 @@ notebooks: venv ## run both notebooks into results/notebooks/ (RESULTS, MEASURED
 test-notebooks: venv tools ## the model's tests, the charts and both notebooks on a short real run (~50 s)
 	$(BIN)/pytest -q tests/notebooks
 
-strip-notebooks: venv ## remove outputs and execution counts from notebooks/*.ipynb (before committing)
+strip-notebooks: venv ## nbstripout notebooks/*.ipynb: outputs, counts, injected parameters (before committing)
 	$(NOTEBOOK_RUN) strip notebooks/*.ipynb
 
 check-notebooks: venv ## fail when a notebook has outputs, execution counts or no parameters cell

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -93,6 +94,15 @@ def test_the_stub_and_gateway_entry_points_check_too() -> None:
     port = processes.free_port()
     gateway = run_hidden(["samcli"], "--port", str(port), module="cachelab.gateway")
     assert_names_extra(gateway, "cachelab gateway", "sam")
+
+
+def test_the_notebook_runner_checks_too() -> None:
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "01_results.ipynb"
+    result = run_hidden(["papermill"], "check", str(notebook), module="analysis.notebooks")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
+    assert "pip install 'cachelab[notebooks]'" in result.stderr
 
 
 def test_commands_of_the_core_install_need_no_extra() -> None:

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = ("cachelab", "proxy", "stub_api", "loadtests", "whatif", "bench")
+PROJECT = ("cachelab", "proxy", "stub_api", "loadtests", "analysis", "whatif", "bench")
 
 # Highest first. Each entry is a module or a package (with everything under it).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cachelab.__main__", "cachelab.cli", "cachelab.commands"),  # the command line
     ("bench",),  # benchmarks drive the stack and the products
     ("cachelab.stack", "cachelab.chaos", "cachelab.events", "cachelab.fakeredis_server"),  # what the commands run
-    ("loadtests", "whatif"),  # load generation, analysis and the what-if model
+    ("loadtests", "analysis", "whatif"),  # load generation and recording, models and charts, the what-if model
     ("proxy", "stub_api"),  # the products: the Lambda and the external API it caches
     ("cachelab.gateway",),  # a local API Gateway that runs any SAM function: it knows none of them
     ("cachelab.processes", "cachelab.extras"),  # process, port and install helpers

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from loadtests import notebooks
+from analysis import notebooks
 from proxy.http import Request
 from proxy.service import CachingProxy
 from tests.conftest import RedisServer

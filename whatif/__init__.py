@@ -7,6 +7,6 @@ Module boundaries (each layer only imports the ones above it):
 * `whatif.parsers`: access-log lines of each supported format -> `Record`s, with the problems found.
 * `whatif.trace`: `Record`s -> simulator events: method and host filters, the proxy's key (proxy.keys), the
   reorder window for slightly out-of-order timestamps.
-* `whatif.report`: the figures per TTL, their monthly cost (loadtests.model) as text, JSON and a chart.
+* `whatif.report`: the figures per TTL, their monthly cost (analysis.cost) as text, JSON and a chart.
 * `cachelab.commands.whatif`: the command line (file reading, progress bar, output files).
 """

@@ -1,4 +1,4 @@
-"""The figures per TTL, priced with loadtests.model, as text, JSON and a chart (a matplotlib Figure, no pyplot)."""
+"""The figures per TTL, priced with analysis.cost, as text, JSON and a chart (a matplotlib Figure, no pyplot)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from loadtests.model import Deployment, MonthlyCost, Prices, monthly_cost
+from analysis.cost import Deployment, MonthlyCost, Prices, monthly_cost
 from whatif.simulator import SimConfig, TtlResult
 from whatif.trace import Problems, TraceStats
 

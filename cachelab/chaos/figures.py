@@ -10,7 +10,7 @@ from typing import Any
 
 from cachelab.chaos.faults import Fault
 from cachelab.chaos.plan import Plan
-from loadtests.summary import percent
+from loadtests.summary_text import percent
 
 # The hit ratio counts as recovered once a second's hit ratio is back within this much of the level before.
 RECOVERY_TOLERANCE = 0.1

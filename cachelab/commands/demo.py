@@ -19,7 +19,7 @@ from cachelab.commands.up import add_stack_arguments
 from cachelab.processes import PortInUseError
 from cachelab.stack import DEFAULT_STUB_ARGS, Stack, StackConfig, StackError, needed_extras
 from loadtests.runner import LoadError, LoadRun, Terminated, partial_results, raise_terminated, run_scenario
-from loadtests.summary import percent, plural, throttled
+from loadtests.summary_text import percent, plural, throttled
 from loadtests.workload import parse_duration
 
 PHASE_SHARES = (("warmup", 0.45), ("outage", 0.30), ("recovery", 0.25))
@@ -178,7 +178,7 @@ def render_demo_summary(summary: Mapping[str, Any]) -> str:
 
 
 def write_charts(out: Path) -> list[str]:
-    """PNG charts in <out>/charts/ (loadtests.plots); returns their paths relative to `out`."""
-    from loadtests import plots  # noqa: PLC0415 - matplotlib is slow to import: only when charts are drawn
+    """PNG charts in <out>/charts/ (analysis.charts); returns their paths relative to `out`."""
+    from analysis import charts  # noqa: PLC0415 - matplotlib is slow to import: only when charts are drawn
 
-    return [str(path.relative_to(out)) for path in plots.write_charts(out)]
+    return [str(path.relative_to(out)) for path in charts.write_charts(out)]

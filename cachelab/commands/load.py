@@ -29,7 +29,8 @@ from loadtests.runner import (
     probe,
     run_scenario,
 )
-from loadtests.summary import measured_nothing, render_text, thresholds_violated
+from loadtests.summary import measured_nothing, thresholds_violated
+from loadtests.summary_text import render_text
 from loadtests.workload import parse_duration
 
 

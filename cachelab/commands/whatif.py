@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     out = args.out if args.out is not None else Path("results") / f"{time.strftime('%Y%m%d-%H%M%S')}-whatif"
     out.mkdir(parents=True, exist_ok=True)
-    from loadtests.plots import save  # noqa: PLC0415 - matplotlib is slow to import: only when drawing
+    from analysis.charts import save  # noqa: PLC0415 - matplotlib is slow to import: only when drawing
 
     data = report.to_json()
     (out / "whatif.json").write_text(json.dumps(data, indent=2) + "\n")

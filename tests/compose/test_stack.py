@@ -417,7 +417,7 @@ def test_the_jupyter_profile_executes_01_results_on_that_run(live: Live) -> None
     api = http("GET", f"http://127.0.0.1:{stack.ports['JUPYTER_PORT']}/api", timeout=10)
     live.check(api.status == 200 and "version" in api.json(), f"JupyterLab on the host port: {api.describe()}")
     run = stack.compose(
-        "--profile", "jupyter", "exec", "-T", "jupyter", "python", "-m", "loadtests.notebooks", "run",
+        "--profile", "jupyter", "exec", "-T", "jupyter", "python", "-m", "analysis.notebooks", "run",
         "/work/notebooks/01_results.ipynb", "--out", "/tmp/01_results.ipynb",
         "-p", f'results_dirs=["/work/results/{LOCUST_RUN}"]', "-p", 'charts_dir="/tmp/charts"',
         timeout=300, check=False,

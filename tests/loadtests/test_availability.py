@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis import charts, results
 from cachelab.commands.demo import render_demo_summary
-from loadtests import plots
-from loadtests.analysis import NONE, OK, TARGET_PROXY, TARGET_UPSTREAM, Measurements, Sample, SampleKey, figures
-from loadtests.summary import PhaseMark, RunRecord, build_summary, percent, plural, progress_line, render_text
+from loadtests.figures import figures
+from loadtests.measurements import NONE, OK, TARGET_PROXY, TARGET_UPSTREAM, Measurements, Sample, SampleKey
+from loadtests.summary import PhaseMark, RunRecord, build_summary
+from loadtests.summary_text import percent, plural, progress_line, render_text
 
 T0 = 1_700_000_000.0
 
@@ -88,8 +90,8 @@ def test_availability_has_one_definition_in_every_place() -> None:
     assert f"all proxy requests {expected * 100:.1f}%" in demo
     assert "availability: the share of proxy requests answered without a 5xx, a 429 throttle" in demo
     # the chart: the plotted line is the timeline's figure, labelled as the proxy's
-    fig = plots.outage_timeline_figure(plots.RunData(Path("run"), s))
-    (line2d,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == plots.AVAILABILITY_LABEL]
+    fig = charts.outage_timeline_figure(results.RunData(Path("run"), s))
+    (line2d,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == charts.AVAILABILITY_LABEL]
     drawn = [row["availability"] for row in s["timeline"] if row["availability"] is not None]
     assert np.asarray(line2d.get_ydata(), dtype=float).tolist() == drawn
 

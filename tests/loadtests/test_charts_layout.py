@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from loadtests import plots
-from loadtests.analysis import OK, TARGET_PROXY, Measurements, Sample, SampleKey
+from analysis import charts, results
+from loadtests.measurements import OK, TARGET_PROXY, Measurements, Sample, SampleKey
 from loadtests.summary import PhaseMark, RunRecord, build_summary
 
 T0 = 1_700_000_000.0
 
 
-def outage_run() -> plots.RunData:
+def outage_run() -> results.RunData:
     """30 s: warm-up, an outage whose hit ratio drops to 20 % (the trough), recovery."""
     m = Measurements()
     for second in range(30):
@@ -28,11 +28,11 @@ def outage_run() -> plots.RunData:
                 m.add(Sample(T0 + second + 0.5, 1.0, SampleKey(phase, TARGET_PROXY, "", cache, OK, "", False)))
     record = RunRecord("outage", "http://proxy", T0, T0 + 30, m,
                        phases=[PhaseMark("warmup", T0), PhaseMark("outage", T0 + 12), PhaseMark("recovery", T0 + 21)])  # fmt: skip
-    return plots.RunData(Path("run"), build_summary(record))
+    return results.RunData(Path("run"), build_summary(record))
 
 
 @pytest.mark.parametrize(
-    ("make", "panels"), [(lambda run: plots.hit_ratio_figure([run]), 1), (plots.outage_timeline_figure, 2)]
+    ("make", "panels"), [(lambda run: charts.hit_ratio_figure([run]), 1), (charts.outage_timeline_figure, 2)]
 )
 def test_the_legend_never_covers_the_plot_area(make: object, panels: int) -> None:
     run = outage_run()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.analysis import NONE, OK, TARGET_PROXY, TARGET_UPSTREAM, Measurements, Sample, SampleKey
+from loadtests.measurements import NONE, OK, TARGET_PROXY, TARGET_UPSTREAM, Measurements, Sample, SampleKey
 from loadtests.summary import (
     SCHEMA,
     PhaseMark,
@@ -16,10 +16,10 @@ from loadtests.summary import (
     build_summary,
     load_record,
     measurements_path,
-    render_text,
     thresholds_violated,
     write_outputs,
 )
+from loadtests.summary_text import render_text
 
 pytestmark = pytest.mark.unit
 

@@ -37,7 +37,7 @@ GENTLER_STEADY = (36, "60")
 OUTAGE_KNOBS = {"--keys": "100", "--rate": "100", "--phases": "warmup=4s,outage=4s,recovery=4s"}
 GATEWAY_ENV = {
     "CACHE_TTL_SECONDS": f"{TTL_SECONDS:g}",
-    "CACHE_STALE_WHILE_REVALIDATE_SECONDS": "0",  # labels as the model counts them (see loadtests/model.py)
+    "CACHE_STALE_WHILE_REVALIDATE_SECONDS": "0",  # labels as the model counts them (see analysis/ttl_model.py)
     "UPSTREAM_TIMEOUT_SECONDS": "1",
 }
 STUB_ARGS = ("--latency-ms", "20", "--latency-p99-ms", "60", "--seed", "7")

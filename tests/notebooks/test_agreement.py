@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests import model
+from analysis import agreement, ttl_model
 from tests.notebooks.conftest import TTL_SECONDS, RealRuns, steady_shortfall
 
 pytestmark = [pytest.mark.redis_server, pytest.mark.slow, pytest.mark.timeout(900)]  # the runs, maybe twice
@@ -31,28 +31,28 @@ def test_the_run_is_the_workload_the_model_describes(real_runs: RealRuns) -> Non
 
 
 def test_predicted_and_measured_hit_ratio_agree_within_5_points(real_runs: RealRuns) -> None:
-    agreement = model.compare_run(real_runs.summary("steady"), real_runs.ttl_s)
-    report = "\n".join(agreement.lines(TOLERANCE_PP))
+    compared = agreement.compare_run(real_runs.summary("steady"), real_runs.ttl_s)
+    report = "\n".join(compared.lines(TOLERANCE_PP))
     print(report)
-    assert agreement.measured_from == "stub"
-    assert abs(agreement.difference_pp) <= TOLERANCE_PP, report
-    assert agreement.xcache_difference_pp is not None
-    assert abs(agreement.xcache_difference_pp) <= TOLERANCE_PP, report
+    assert compared.measured_from == "stub"
+    assert abs(compared.difference_pp) <= TOLERANCE_PP, report
+    assert compared.xcache_difference_pp is not None
+    assert abs(compared.xcache_difference_pp) <= TOLERANCE_PP, report
     # Both hit ratios are far from trivial values, so agreeing says something.
-    assert 0.5 < agreement.prediction.hit_ratio < 0.9
-    assert agreement.prediction.xcache_hit_ratio - agreement.prediction.hit_ratio > 0.05
+    assert 0.5 < compared.prediction.hit_ratio < 0.9
+    assert compared.prediction.xcache_hit_ratio - compared.prediction.hit_ratio > 0.05
 
 
 @pytest.mark.parametrize("wrong_ttl", [TTL_SECONDS / 5, TTL_SECONDS * 5])
 def test_a_wrong_ttl_predicts_outside_the_tolerance(real_runs: RealRuns, wrong_ttl: float) -> None:
     """The comparison can fail: the same run judged with a TTL five times off misses by more than 5 points."""
-    agreement = model.compare_run(real_runs.summary("steady"), wrong_ttl)
-    assert abs(agreement.difference_pp) > TOLERANCE_PP
+    compared = agreement.compare_run(real_runs.summary("steady"), wrong_ttl)
+    assert abs(compared.difference_pp) > TOLERANCE_PP
 
 
 def test_uniform_popularity_would_predict_outside_the_tolerance(real_runs: RealRuns) -> None:
     summary = real_runs.summary("steady")
-    inputs = model.run_inputs(summary, real_runs.ttl_s)
-    uniform = model.predict(inputs.keys, 0.0, inputs.rate, inputs.ttl_s, inputs.window_s)
-    measured, _ = model.measured_hit_ratio(summary)
+    inputs = agreement.run_inputs(summary, real_runs.ttl_s)
+    uniform = ttl_model.predict(inputs.keys, 0.0, inputs.rate, inputs.ttl_s, inputs.window_s)
+    measured, _ = agreement.measured_hit_ratio(summary)
     assert abs(100 * (measured - uniform.hit_ratio)) > TOLERANCE_PP

@@ -1,4 +1,5 @@
-"""Both notebooks: committed stripped and thin, and executed headless (nbclient) on the real run's results."""
+"""Both notebooks: committed stripped (nbstripout) and thin, and executed headless (papermill) on the real run's
+results."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from loadtests import model, notebooks
+from analysis import agreement, notebooks, ttl_model
 from tests.notebooks.conftest import RealRuns
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,35 +57,43 @@ def test_committed_notebooks_have_no_outputs_and_one_parameters_cell(path: Path)
         assert cell["execution_count"] is None
     tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1
-    assert notebooks.problems(notebooks.read(path)) == []
+    assert notebooks.problems(path) == []
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebooks_stay_thin(path: Path) -> None:
-    """The logic lives in loadtests (tested); a notebook only defines its `show` helper."""
+    """The logic lives in analysis (tested); a notebook only defines its `show` helper."""
     nb = notebooks.read(path)
     source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert re.findall(r"^def (\w+)", source, flags=re.MULTILINE) == ["show"]
-    assert "from loadtests import" in source
+    assert "from analysis import" in source
     assert "import matplotlib" not in source
 
 
-def test_parameters_are_injected_after_the_parameters_cell_and_unknown_ones_refused() -> None:
+def test_parameters_are_read_from_the_parameters_cell_and_unknown_ones_refused() -> None:
     nb = notebooks.read(TTL_MODEL)
-    index = notebooks.parameters_index(nb)
-    assert {"keys", "rate", "ttl_seconds", "measured_runs", "prices", "deployment"} <= set(
+    assert {"keys", "zipf_s", "rate", "ttl_seconds", "measured_runs", "prices", "deployment"} <= set(
         notebooks.parameter_names(nb)
     )
-    notebooks.inject_parameters(nb, {"keys": 5, "measured_runs": {"results/x": 3.0}})
-    injected = nb.cells[index + 1]
-    assert injected.metadata["tags"] == [notebooks.INJECTED_TAG]
-    assert injected.source.splitlines()[1:] == ["keys = 5", "measured_runs = {'results/x': 3.0}"]
+    notebooks.check_parameters(nb, {"keys": 5, "measured_runs": {"results/x": 3.0}})
     with pytest.raises(notebooks.NotebookError, match="unknown parameter"):
-        notebooks.inject_parameters(nb, {"kyes": 5})
+        notebooks.check_parameters(nb, {"kyes": 5})
     assert notebooks.parse_param('results_dirs=["a", "b"]') == ("results_dirs", ["a", "b"])
     assert notebooks.parse_param("charts_dir=out/charts") == ("charts_dir", "out/charts")
     with pytest.raises(notebooks.NotebookError, match="name=value"):
         notebooks.parse_param("no-equals-sign")
+
+
+def test_check_finds_an_unstripped_notebook_and_strip_fixes_it(tmp_path: Path) -> None:
+    raw = json.loads(RESULTS.read_text())
+    raw["cells"][2]["execution_count"] = 3
+    raw["cells"][2]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["hello\n"]}]
+    path = tmp_path / "01_results.ipynb"
+    path.write_text(json.dumps(raw))
+    assert notebooks.main(["check", str(path)]) == 1
+    assert notebooks.main(["strip", str(path)]) == 0
+    assert notebooks.main(["check", str(path)]) == 0
+    assert json.loads(path.read_text()) == json.loads(RESULTS.read_text())
 
 
 def test_cli_errors_are_messages_not_tracebacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -140,6 +149,9 @@ def test_ttl_model_notebook_shows_predicted_vs_measured(real_runs: RealRuns, tmp
     params = {"measured_runs": {str(real_runs.steady): real_runs.ttl_s}, "keys": 20_000, "rate": 80.0}
     nb = notebooks.execute(TTL_MODEL, params, out=tmp_path / "02_ttl_model.ipynb")
     assert errors_of(nb) == []
+    injected = nb.cells[notebooks.parameters_index(nb) + 1]  # papermill's cell, right after the parameters
+    assert injected.metadata["tags"] == [notebooks.INJECTED_TAG]
+    assert "keys = 20000" in injected.source.splitlines()
     text = text_of(nb)
     line = re.search(
         r"hit ratio \(no upstream request\): predicted ([\d.]+)%  measured ([\d.]+)% \(stub\)  "
@@ -151,11 +163,11 @@ def test_ttl_model_notebook_shows_predicted_vs_measured(real_runs: RealRuns, tmp
     assert verdict == "OK"
     assert abs(float(difference)) <= 5.0
     # The notebook shows the same figures as the pure computation on that run's summary.json.
-    expected = model.compare_run(real_runs.summary("steady"), real_runs.ttl_s)
+    expected = agreement.compare_run(real_runs.summary("steady"), real_runs.ttl_s)
     assert float(predicted) == pytest.approx(100 * expected.prediction.hit_ratio, abs=0.05)
     assert float(measured) == pytest.approx(100 * expected.measured_hit_ratio, abs=0.05)
     # The parameters reached the model: the headline is for 20,000 keys at 80 req/s.
-    headline = model.hit_ratio(20_000, 1.0, 80.0, 300.0)
+    headline = ttl_model.hit_ratio(20_000, 1.0, 80.0, 300.0)
     assert f"20,000 keys, zipf s=1, 80 req/s, TTL 300 s: hit ratio {headline:.1%}" in text
     assert "USD/month" in text
     assert images_of(nb) >= 6  # 2 sweeps, the run's TTL curve and warm-up, the cost breakdown and curve

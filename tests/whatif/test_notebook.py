@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests import notebooks
+from analysis import notebooks
 from tests.whatif.test_parsers import SAMPLES
 
 TTL_MODEL = Path(__file__).resolve().parents[2] / "notebooks" / "02_ttl_model.ipynb"

@@ -1,4 +1,5 @@
-"""Predict a TTL cache's hit ratio under Zipf traffic, and what a deployment costs per month.
+"""Predict a TTL cache's hit ratio under Zipf traffic (the cost of a deployment: analysis.cost; the model against a
+measured run: analysis.agreement).
 
 Pure functions (no I/O), used by notebooks/02_ttl_model.ipynb, its tests and anyone sizing a TTL.
 
@@ -36,28 +37,19 @@ that takes the refresh lock fetches; only requests arriving during that fetch ar
 waiting), so the first request after expiry always costs one upstream request, as in the model. It only
 relabels those overlapping requests; runs compared against the model set
 CACHE_STALE_WHILE_REVALIDATE_SECONDS=0 so the labels match too.
-
-The cost model (`monthly_cost`) prices one month (730 hours) of a deployment as `sam/template.yaml` builds it:
-Lambda (requests + GB-seconds), API Gateway REST API, NAT gateway(s) (hours, public IPv4, GB processed by the
-upstream calls), ElastiCache (nodes per hour, or Serverless GB-hours + ECPUs) and data transfer out, against a
-baseline without a cache (no VPC, no NAT, no Redis; every request calls the upstream). Prices are inputs
-(`Prices`, us-east-1 on-demand defaults); check the AWS pricing pages for your region.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 
-HOURS_PER_MONTH = 730.0  # AWS's billing convention
-SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
 # Beyond this many expected fetches per key the exact series is replaced by its renewal-theory limit (which
 # is then accurate to far better than one part in a million).
 _EXACT_FETCH_LIMIT = 5000.0
@@ -302,271 +294,6 @@ def simulate(
             fetches += 1
             expires[key] = t + ttl
     return count, fetches, len(expires)
-
-
-# ---------------------------------------------------------------------------------------------- measured runs
-
-
-@dataclass(frozen=True)
-class RunInputs:
-    """The model's inputs as a steady run realised them (summary.json + the proxy's TTL)."""
-
-    keys: int
-    zipf_s: float
-    rate: float  # requests/s through the proxy, as achieved (answered / duration)
-    window_s: float
-    ttl_s: float
-    requests: int  # requests the proxy answered
-
-
-def run_inputs(summary: Mapping[str, Any], ttl_s: float) -> RunInputs:
-    """Read a steady run's workload from its summary.json; the TTL comes from the proxy's configuration."""
-    if summary.get("scenario") != "steady":
-        raise ValueError(
-            f"the model predicts steady runs, not {summary.get('scenario')!r} ones: measure one with "
-            "`cachelab load steady` (a cachelab demo run is an outage run)"
-        )
-    settings = summary.get("settings") or {}
-    if "keys" not in settings or "zipf_s" not in settings:
-        raise ValueError("summary.json has no settings.keys / settings.zipf_s: not a steady-style run")
-    answered = int(summary["answered"])
-    duration = float(summary["duration_s"])
-    if answered <= 0 or duration <= 0:
-        raise ValueError("the run answered no requests through the proxy")
-    return RunInputs(
-        keys=int(settings["keys"]),
-        zipf_s=float(settings["zipf_s"]),
-        rate=answered / duration,
-        window_s=duration,
-        ttl_s=float(ttl_s),
-        requests=answered,
-    )
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """Predicted against measured, in percentage points (measured - predicted)."""
-
-    inputs: RunInputs
-    prediction: Prediction
-    measured_hit_ratio: float  # share answered without an upstream request (stub counter, else headers)
-    measured_from: str  # "stub" (offload_ratio) or "headers" (1 - expected_upstream_requests / answered)
-    measured_xcache_hit_ratio: float | None  # summary.json hit_ratio
-    difference_pp: float
-    xcache_difference_pp: float | None
-
-    def within(self, tolerance_pp: float) -> bool:
-        return abs(self.difference_pp) <= tolerance_pp
-
-    def lines(self, tolerance_pp: float = 5.0) -> list[str]:
-        """A human-readable comparison (what the notebook prints)."""
-        p, i = self.prediction, self.inputs
-        verdict = "OK" if self.within(tolerance_pp) else "OUTSIDE"
-        out = [
-            f"run: {i.keys} keys, zipf s={i.zipf_s:g}, {i.rate:.1f} req/s for {i.window_s:.1f} s, "
-            f"TTL {i.ttl_s:g} s, {i.requests} requests",
-            f"hit ratio (no upstream request): predicted {p.hit_ratio:.1%}  "
-            f"measured {self.measured_hit_ratio:.1%} ({self.measured_from})  "
-            f"difference {self.difference_pp:+.1f} pp  "
-            f"(tolerance {tolerance_pp:g} pp: {verdict})",
-            f"  long-run (no cold start) prediction {p.stationary_hit_ratio:.1%}; "
-            f"upstream requests predicted {p.upstream_requests:.0f}",
-        ]
-        if self.measured_xcache_hit_ratio is not None and self.xcache_difference_pp is not None:
-            out.append(
-                f"X-Cache hit ratio (304 revalidations count as HIT): predicted {p.xcache_hit_ratio:.1%}  "
-                f"measured {self.measured_xcache_hit_ratio:.1%}  "
-                f"difference {self.xcache_difference_pp:+.1f} pp"
-            )
-        return out
-
-
-def measured_hit_ratio(summary: Mapping[str, Any]) -> tuple[float, str]:
-    """Share of proxy requests answered without an upstream request: the stub's count, else the headers'."""
-    offload = summary.get("offload_ratio")
-    if offload is not None:
-        return float(offload), "stub"
-    answered = int(summary.get("answered") or 0)
-    if answered <= 0:
-        raise ValueError("the run answered no requests through the proxy")
-    return 1.0 - float(summary["expected_upstream_requests"]) / answered, "headers"
-
-
-def compare_run(summary: Mapping[str, Any], ttl_s: float) -> Agreement:
-    """Predict a steady run from its own settings and achieved rate, and set the prediction against it."""
-    inputs = run_inputs(summary, ttl_s)
-    prediction = predict(inputs.keys, inputs.zipf_s, inputs.rate, inputs.ttl_s, inputs.window_s)
-    measured, source = measured_hit_ratio(summary)
-    raw_xcache = summary.get("hit_ratio")
-    xcache = None if raw_xcache is None else float(raw_xcache)
-    return Agreement(
-        inputs=inputs,
-        prediction=prediction,
-        measured_hit_ratio=measured,
-        measured_from=source,
-        measured_xcache_hit_ratio=xcache,
-        difference_pp=100.0 * (measured - prediction.hit_ratio),
-        xcache_difference_pp=None if xcache is None else 100.0 * (xcache - prediction.xcache_hit_ratio),
-    )
-
-
-# ---------------------------------------------------------------------------------------------- cost
-
-
-@dataclass(frozen=True)
-class Prices:
-    """Unit prices in USD (us-east-1 on-demand, 2025; edit for your region and date)."""
-
-    lambda_per_million_requests: float = 0.20
-    lambda_per_gb_second: float = 0.0000133334  # arm64 (the template's default); x86_64: 0.0000166667
-    api_gateway_rest_per_million: float = 3.50  # first 333 million requests a month
-    nat_gateway_per_hour: float = 0.045
-    nat_per_gb: float = 0.045  # data processed
-    public_ipv4_per_hour: float = 0.005  # each NAT gateway's Elastic IP
-    elasticache_node_per_hour: float = 0.016  # cache.t4g.micro
-    serverless_per_gb_hour: float = 0.125  # ElastiCache Serverless for Redis OSS, data stored (minimum 1 GB)
-    serverless_min_gb: float = 1.0
-    serverless_per_million_ecpu: float = 0.0034
-    data_transfer_out_per_gb: float = 0.09  # responses to the internet (the same with or without a cache)
-    upstream_per_call: float = 0.0  # what the external API charges per request (0: free, or unknown)
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """What one month of traffic and the deployment look like."""
-
-    requests_per_second: float  # average over the month
-    hit_ratio: float  # requests answered without an upstream request (from the model or a run)
-    redis: Literal["elasticache", "serverless"] = "elasticache"
-    cache_nodes: int = 1  # elasticache: 1, or 2 with MultiAZ=true
-    nat_gateways: int = 1  # 1, or 2 with MultiAZ=true
-    lambda_memory_mb: float = 256.0
-    hit_duration_ms: float = 5.0  # billed Lambda time of a cache hit
-    miss_duration_ms: float = 150.0  # billed Lambda time of a request that waits for the upstream
-    response_kb: float = 2.0  # response body size
-    request_overhead_kb: float = 0.5  # request + headers through the NAT per upstream call
-    stored_entries: float = 0.0  # serverless: entries kept in Redis (model.resident_entries)
-    ecpu_per_hit: float = 1.0  # one GET of <= 1 KB
-    ecpu_per_fetch: float = 4.0  # GET, lock SET NX, entry SET, lock DEL
-
-    def __post_init__(self) -> None:
-        if self.requests_per_second < 0 or not math.isfinite(self.requests_per_second):
-            raise ValueError(f"requests_per_second must be finite and >= 0 (got {self.requests_per_second})")
-        if not 0.0 <= self.hit_ratio <= 1.0:
-            raise ValueError(f"hit_ratio must be between 0 and 1 (got {self.hit_ratio})")
-        if self.redis not in ("elasticache", "serverless"):
-            raise ValueError(f"redis must be 'elasticache' or 'serverless' (got {self.redis!r})")
-
-
-@dataclass(frozen=True)
-class MonthlyCost:
-    """One month: line items (USD) with and without the cache, and the upstream requests it saves."""
-
-    requests: float
-    upstream_requests: float
-    upstream_requests_without_cache: float
-    items: dict[str, float] = field(default_factory=dict)
-    items_without_cache: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def total(self) -> float:
-        return sum(self.items.values())
-
-    @property
-    def total_without_cache(self) -> float:
-        return sum(self.items_without_cache.values())
-
-    @property
-    def upstream_requests_saved(self) -> float:
-        return self.upstream_requests_without_cache - self.upstream_requests
-
-    @property
-    def extra_cost(self) -> float:
-        """What the cache adds to the bill (negative: it pays for itself)."""
-        return self.total - self.total_without_cache
-
-    @property
-    def cost_per_million_saved(self) -> float | None:
-        """Extra cost per million upstream requests saved (None when nothing is saved)."""
-        saved = self.upstream_requests_saved
-        return None if saved <= 0 else self.extra_cost / saved * 1e6
-
-    def text(self) -> str:
-        """The line items side by side, and what the cache saves (what the notebook prints)."""
-        lines = [f"{'item':<32}{'with cache':>14}{'without':>14}"]
-        lines += [f"{name:<32}{a:>14,.2f}{b:>14,.2f}" for name, a, b in self.table()]
-        lines.append(
-            f"requests {self.requests / 1e6:,.1f} M/month; "
-            f"upstream requests {self.upstream_requests / 1e6:,.2f} M "
-            f"with the cache, {self.upstream_requests_without_cache / 1e6:,.1f} M without: "
-            f"{self.upstream_requests_saved / 1e6:,.2f} M saved"
-        )
-        per = self.cost_per_million_saved
-        verdict = "the cache pays for itself" if self.extra_cost <= 0 else "the cache costs"
-        lines.append(
-            f"{verdict}: {self.extra_cost:+,.2f} USD/month"
-            + ("" if per is None else f" ({per:+,.2f} USD per million upstream requests saved)")
-        )
-        return "\n".join(lines)
-
-    def table(self) -> list[tuple[str, float, float]]:
-        """(item, with cache, without cache) rows, then the total."""
-        names = list(dict.fromkeys([*self.items, *self.items_without_cache]))
-        rows = [(n, self.items.get(n, 0.0), self.items_without_cache.get(n, 0.0)) for n in names]
-        rows.append(("total", self.total, self.total_without_cache))
-        return rows
-
-
-def monthly_cost(deployment: Deployment, prices: Prices | None = None) -> MonthlyCost:
-    """Price one month of `deployment` with a cache, and the same traffic without one (see module doc)."""
-    pr = prices or Prices()
-    d = deployment
-    requests = d.requests_per_second * SECONDS_PER_MONTH
-    fetches = requests * (1.0 - d.hit_ratio)
-    hits = requests - fetches
-    gb = d.lambda_memory_mb / 1024.0
-
-    def lambda_items(hit_count: float, fetch_count: float) -> dict[str, float]:
-        seconds = (hit_count * d.hit_duration_ms + fetch_count * d.miss_duration_ms) / 1000.0
-        return {
-            "lambda requests": requests / 1e6 * pr.lambda_per_million_requests,
-            "lambda compute": seconds * gb * pr.lambda_per_gb_second,
-            "api gateway": requests / 1e6 * pr.api_gateway_rest_per_million,
-            "data transfer out": requests * d.response_kb / 1024.0 / 1024.0 * pr.data_transfer_out_per_gb,
-        }
-
-    items = lambda_items(hits, fetches)
-    upstream_gb = fetches * (d.response_kb + d.request_overhead_kb) / 1024.0 / 1024.0
-    nat_hourly = pr.nat_gateway_per_hour + pr.public_ipv4_per_hour
-    items["nat gateway hours"] = d.nat_gateways * HOURS_PER_MONTH * nat_hourly
-    items["nat data processed"] = upstream_gb * pr.nat_per_gb
-    if d.redis == "elasticache":
-        items["elasticache nodes"] = d.cache_nodes * HOURS_PER_MONTH * pr.elasticache_node_per_hour
-    else:
-        stored_gb = max(pr.serverless_min_gb, d.stored_entries * d.response_kb / 1024.0 / 1024.0)
-        items["elasticache serverless storage"] = stored_gb * HOURS_PER_MONTH * pr.serverless_per_gb_hour
-        ecpu = hits * d.ecpu_per_hit + fetches * d.ecpu_per_fetch
-        items["elasticache serverless ecpu"] = ecpu / 1e6 * pr.serverless_per_million_ecpu
-    items["upstream calls"] = fetches * pr.upstream_per_call
-    without = lambda_items(0.0, requests)
-    without["upstream calls"] = requests * pr.upstream_per_call
-    return MonthlyCost(
-        requests=requests,
-        upstream_requests=fetches,
-        upstream_requests_without_cache=requests,
-        items=items,
-        items_without_cache=without,
-    )
-
-
-def cost_curve(
-    rates: Sequence[float], hit_ratios: Sequence[float], base: Deployment, prices: Prices | None = None
-) -> list[MonthlyCost]:
-    """`monthly_cost` for each (rate, hit ratio) pair, everything else as in `base`."""
-    return [
-        monthly_cost(replace(base, requests_per_second=r, hit_ratio=h), prices)
-        for r, h in zip(rates, hit_ratios, strict=True)
-    ]
 
 
 def hit_ratio_timeline(keys: int, zipf_s: float, rate: float, ttl: float, seconds: int) -> list[float]:

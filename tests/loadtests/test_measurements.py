@@ -6,7 +6,9 @@ import random
 
 import pytest
 
-from loadtests.analysis import (
+from loadtests.figures import figures
+from loadtests.histogram import Histogram, quantile_exact
+from loadtests.measurements import (
     CONNECTION,
     NO_RESPONSE,
     NONE,
@@ -16,19 +18,16 @@ from loadtests.analysis import (
     TARGET_PROXY,
     TARGET_UPSTREAM,
     TIMEOUT,
-    Histogram,
     Measurements,
     Sample,
     SampleKey,
     bursts,
     cache_status,
     classify_exception,
-    figures,
     http_outcome,
     is_available,
     is_failure,
     parse_cache_status,
-    quantile_exact,
 )
 
 pytestmark = pytest.mark.unit

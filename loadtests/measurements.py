@@ -1,7 +1,8 @@
-"""The measurement model behind summary.json: latency histograms keyed by labels, plus a per-second timeline.
+"""The measurement model behind summary.json: the labels of one response, and `Measurements`, latency histograms
+(loadtests.histogram) keyed by labels plus a per-second timeline. The figures they give: loadtests.figures.
 
 Pure Python, no Locust import: Locust monkey-patches the process with gevent as soon as it is imported, and this
-module is also used by `cachelab load`, the tests and the notebooks.
+module is also used by `cachelab load`, the tests and the analysis package.
 
 Every request a scenario makes becomes one `Sample`. Samples are aggregated in a `Measurements` object: a
 log-bucketed latency histogram (1 % relative precision) per distinct label tuple, a count per (second, phase,
@@ -11,10 +12,11 @@ add up), which is how the per-process recordings of a distributed run are combin
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from loadtests.histogram import Histogram
 
 # Cache statuses the proxy sends in X-Cache, in report order.
 CACHE_STATUSES: tuple[str, ...] = ("HIT", "MISS", "STALE", "BYPASS")
@@ -35,8 +37,6 @@ OTHER_ERROR = "other"
 
 TARGET_PROXY = "proxy"
 TARGET_UPSTREAM = "upstream"
-
-PERCENTILES: tuple[tuple[str, float], ...] = (("p50_ms", 0.50), ("p95_ms", 0.95), ("p99_ms", 0.99))
 
 
 def cache_status(x_cache: str | None) -> str:
@@ -136,88 +136,6 @@ def classify_exception(exc: BaseException | None) -> str:
     return OTHER_ERROR
 
 
-class Histogram:
-    """A log-bucketed latency histogram: every value is kept within 1 % of its true value; merges are exact."""
-
-    GROWTH = 1.01
-    MIN_MS = 0.001
-    _LOG_GROWTH = math.log(GROWTH)
-
-    __slots__ = ("buckets", "count", "max_ms", "min_ms", "total_ms")
-
-    def __init__(self) -> None:
-        self.buckets: dict[int, int] = {}
-        self.count = 0
-        self.total_ms = 0.0
-        self.min_ms = math.inf
-        self.max_ms = 0.0
-
-    @classmethod
-    def bucket_of(cls, ms: float) -> int:
-        if ms <= cls.MIN_MS:
-            return 0
-        return int(math.log(ms / cls.MIN_MS) / cls._LOG_GROWTH)
-
-    @classmethod
-    def value_of(cls, bucket: int) -> float:
-        """The bucket's representative value: the geometric middle of its bounds."""
-        if bucket == 0:
-            return cls.MIN_MS
-        return float(cls.MIN_MS * math.exp(cls._LOG_GROWTH * (bucket + 0.5)))
-
-    def add(self, ms: float, count: int = 1) -> None:
-        ms = max(0.0, float(ms))
-        bucket = self.bucket_of(ms)
-        self.buckets[bucket] = self.buckets.get(bucket, 0) + count
-        self.count += count
-        self.total_ms += ms * count
-        self.min_ms = min(self.min_ms, ms)
-        self.max_ms = max(self.max_ms, ms)
-
-    def merge(self, other: Histogram) -> None:
-        for bucket, count in other.buckets.items():
-            self.buckets[bucket] = self.buckets.get(bucket, 0) + count
-        self.count += other.count
-        self.total_ms += other.total_ms
-        self.min_ms = min(self.min_ms, other.min_ms)
-        self.max_ms = max(self.max_ms, other.max_ms)
-
-    def percentile(self, q: float) -> float | None:
-        """The nearest-rank q-quantile (0 < q <= 1), clamped to the exact min and max; None when empty."""
-        if self.count == 0:
-            return None
-        rank = max(1, math.ceil(q * self.count))
-        seen = 0
-        for bucket in sorted(self.buckets):
-            seen += self.buckets[bucket]
-            if seen >= rank:
-                return min(max(self.value_of(bucket), self.min_ms), self.max_ms)
-        return self.max_ms
-
-    @property
-    def mean(self) -> float | None:
-        return self.total_ms / self.count if self.count else None
-
-    def to_wire(self) -> list[Any]:
-        return [
-            self.count,
-            self.total_ms,
-            self.min_ms if self.count else 0.0,
-            self.max_ms,
-            [[b, c] for b, c in self.buckets.items()],
-        ]
-
-    @classmethod
-    def from_wire(cls, data: list[Any]) -> Histogram:
-        hist = cls()
-        hist.count = int(data[0])
-        hist.total_ms = float(data[1])
-        hist.min_ms = float(data[2]) if hist.count else math.inf
-        hist.max_ms = float(data[3])
-        hist.buckets = {int(b): int(c) for b, c in data[4]}
-        return hist
-
-
 class SampleKey(NamedTuple):
     phase: str
     target: str  # "proxy" or "upstream" (direct calls of the compare scenario)
@@ -300,117 +218,6 @@ class Measurements:
         for group, ids in data.get("resources", {}).items():
             m.resources[str(group)] = {str(i) for i in ids}
         return m
-
-
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
-def _ratio(num: int, den: int) -> float | None:
-    return None if den == 0 else round(num / den, 6)
-
-
-def latency_figures(hist: Histogram) -> dict[str, Any]:
-    out: dict[str, Any] = {"count": hist.count}
-    for name, q in PERCENTILES:
-        out[name] = _ms(hist.percentile(q))
-    return out
-
-
-def selects(key: SampleKey, phase: str | None, group: str | None, target: str | None) -> bool:
-    return (
-        (phase is None or key.phase == phase)
-        and (group is None or key.group == group)
-        and (target is None or key.target == target)
-    )
-
-
-def figures(
-    m: Measurements, *, phase: str | None = None, group: str | None = None, target: str | None = None
-) -> dict[str, Any]:
-    """The headline figures of the samples of one phase / group / target (None: any).
-
-    Ratios are None when their denominator is zero; percentiles are None for an empty status. Availability is
-    the proxy's (direct upstream calls are a baseline, with their own figure under target="upstream").
-    """
-    keys = [k for k in m.hist if selects(k, phase, group, target)]
-    availability_target = TARGET_PROXY if target is None else target
-    total = Histogram()
-    by_cache: dict[str, Histogram] = {s: Histogram() for s in CACHE_STATUSES}
-    requests = failures = availability_requests = available = 0
-    proxy_answered = hits = stale = 0
-    revalidations = forwarded = collapsed = 0
-    errors_by_status: dict[str, int] = {}
-    errors = {TIMEOUT: 0, CONNECTION: 0, OTHER_ERROR: 0}
-    for key in keys:
-        hist = m.hist[key]
-        n = hist.count
-        requests += n
-        total.merge(hist)
-        by_cache.setdefault(key.cache, Histogram()).merge(hist)
-        if is_failure(key.outcome):
-            failures += n
-        if key.target == availability_target:
-            availability_requests += n
-            if is_available(key.outcome):
-                available += n
-        status = outcome_status(key.outcome)
-        if status is not None and is_error_status(status):
-            errors_by_status[str(status)] = errors_by_status.get(str(status), 0) + n
-        elif key.outcome in errors:
-            errors[key.outcome] += n
-        if key.target == TARGET_PROXY:
-            if is_answered(key.outcome):
-                proxy_answered += n
-                if key.cache == "HIT":
-                    hits += n
-                elif key.cache == "STALE":
-                    stale += n
-            if key.cache == "HIT" and key.fwd and not key.collapsed:
-                revalidations += n
-            if key.fwd and not key.collapsed:
-                forwarded += n
-            if key.collapsed:
-                collapsed += n
-    by_status_out = {
-        name: latency_figures(hist) for name, hist in by_cache.items() if name in CACHE_STATUSES or hist.count
-    }
-    latency = latency_figures(total)
-    latency.pop("count")
-    latency["mean_ms"] = _ms(total.mean)
-    latency["max_ms"] = _ms(total.max_ms if total.count else None)
-    miss = by_cache["MISS"].count
-    bypass = by_cache["BYPASS"].count
-    return {
-        "requests": requests,
-        "failures": failures,
-        "answered": proxy_answered,
-        "hit_ratio": _ratio(hits, proxy_answered),
-        "cache_served_ratio": _ratio(hits + stale, proxy_answered),
-        "availability": _ratio(available, availability_requests),
-        "by_cache_status": by_status_out,
-        "latency": latency,
-        "errors": {
-            "total": sum(errors_by_status.values()) + sum(errors.values()),
-            "by_status": dict(sorted(errors_by_status.items())),
-            **errors,
-        },
-        "revalidations": revalidations,
-        "forwarded": forwarded,
-        "collapsed": collapsed,
-        # What the proxy must have asked the upstream for, by X-Cache: each MISS and BYPASS, plus each
-        # revalidation (a HIT whose Cache-Status has fwd=, e.g. fwd=stale; fwd-status=304, and not collapsed).
-        "expected_upstream_requests": miss + bypass + revalidations,
-    }
-
-
-def quantile_exact(values: Iterable[float], q: float) -> float | None:
-    """Nearest-rank quantile of raw values (the reference the histogram is tested against)."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[rank - 1]
 
 
 @dataclass(frozen=True)
