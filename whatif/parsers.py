@@ -14,6 +14,9 @@ Formats (`FORMATS`):
 * ``cachelab``: the proxy's own JSON log lines (proxy/observability.py). They carry the cache key's hash, not the
   URL: that hash *is* the proxy's key, so they can be simulated (with the proxy's settings of the time), but not
   replayed, and --key-headers has no effect (the hash already includes the keyed headers).
+
+One module (a little over 400 lines) on purpose: the formats share the time parsers, the record types and the
+detection; each format is one or two functions.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from loadtests.summary_text import percent
 from whatif.parsers import Record
 from whatif.simulator import Event, SimConfig, TtlResult, origin_status, simulate
 from whatif.trace import Trace
@@ -113,4 +114,4 @@ def lines(comparison: Mapping[str, Any]) -> list[str]:
 
 
 def _pct(value: object) -> str:
-    return "-" if not isinstance(value, int | float) else f"{value:.1%}"
+    return percent(float(value)) if isinstance(value, int | float) else "-"
