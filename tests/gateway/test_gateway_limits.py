@@ -127,6 +127,10 @@ def test_init_failure_is_502_and_retried_on_the_next_request(tmp_path: Path) -> 
 
 def _worker_pids(gw: Gateway, count: int) -> list[int]:
     replies = _concurrently(gw, ["/sleep?s=0.5"] * count)
+    assert [r.status for r in replies] == [200] * count, (
+        [(r.status, r.body[:300]) for r in replies],
+        gw.log.read_text(encoding="utf-8", errors="replace")[-3000:],
+    )
     pids = sorted({r.json()["pid"] for r in replies})
     assert len(pids) == count
     return pids
