@@ -19,4 +19,5 @@ test-load: venv tools ## the load tests' tests: summary math, and every scenario
 	$(BIN)/pytest -q tests/loadtests
 
 bench-load: venv ## requests/s one Locust process (and two) can generate here, against the stub and nginx
+	@PATH="$$PATH:/usr/sbin" scripts/ensure-tools.sh --optional nginx
 	$(BIN)/python -m bench.bench_load
