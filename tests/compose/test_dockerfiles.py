@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,18 @@ def test_images_that_run_the_cli_carry_every_package_it_imports(image: str) -> N
     }
     missing = first_party_packages_of_the_cli() - copied
     assert not missing, f"{dockerfile.relative_to(REPO)} does not COPY {sorted(missing)}"
+
+
+# What SAM CLI's own requirements bring along (pip installs them with aws-sam-cli).
+_WITH_SAM_CLI = {"cfn-lint", "boto3"}
+
+
+def test_the_deploy_image_installs_the_sam_extra() -> None:
+    """`cachelab deploy` checks the `sam` extra before it runs, so the deploy image must install every distribution
+    of it (a new one there once stopped the compose stack's deploy with exit 2: 'httptools, uvloop are not
+    installed')."""
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    wanted = {re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower() for requirement in extra["sam"]}
+    text = (REPO / "docker" / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    installed = {name.lower() for name in re.findall(r'"([A-Za-z0-9_.-]+)(?:[<>=!~]=?[^"]*)?"', text)}
+    assert wanted - _WITH_SAM_CLI <= installed, sorted(wanted - _WITH_SAM_CLI - installed)
