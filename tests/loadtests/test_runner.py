@@ -6,9 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from loadtests.runner import (
     run_scenario,
     tidy,
 )
+from tests.support.loopback_http import serving
 
 
 @pytest.mark.unit
@@ -79,30 +78,15 @@ def test_an_unknown_scenario_is_a_load_error(tmp_path: Path) -> None:
         run_scenario(LoadRun("soak", "http://127.0.0.1:1", tmp_path))
 
 
-class _NotTheStub(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b'{"hello": "world"}' if self.path == "/__admin/stats" else b"no"
-        self.send_response(200 if self.path == "/__admin/stats" else 404)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def not_the_stub() -> Iterator[str]:
     """An HTTP server on loopback that answers, but not as the stub does."""
-    server = ThreadingHTTPServer((processes.LOOPBACK, 0), _NotTheStub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{processes.LOOPBACK}:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+
+    def answer(path: str) -> tuple[int, dict[str, str], bytes]:
+        return (200, {}, b'{"hello": "world"}') if path == "/__admin/stats" else (404, {}, b"no")
+
+    with serving(answer) as url:
+        yield url
 
 
 def test_probes_say_what_they_could_not_reach(not_the_stub: str) -> None:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from cachelab import processes
 from stub_api.client import StubAdmin, StubAdminError
 from tests.stub_api.helpers import StubClient
+from tests.support.loopback_http import serving
 
 
 @pytest.fixture
@@ -91,31 +89,9 @@ def test_a_peer_that_never_answers_times_out() -> None:
     assert "timed out" in str(caught.value)
 
 
-@contextlib.contextmanager
-def peer(headers: dict[str, str], body: bytes) -> Iterator[str]:
+def peer(headers: dict[str, str], body: bytes) -> contextlib.AbstractContextManager[str]:
     """An HTTP server on loopback answering every GET with 200, `headers` and `body`: something that is not the stub."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-        def do_GET(self) -> None:
-            self.send_response(200)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    return serving(lambda _path: (200, headers, body))
 
 
 STATS = b'{"requests": 0}'
