@@ -1,6 +1,6 @@
 """What each `cachelab` command needs beyond the core install, checked before the command's implementation is imported.
 
-`pip install cachelab` (or `pip install -e .`) brings only the proxy's own dependencies (redis, urllib3). The
+`pip install cachelab` (or `pip install -e .`) brings only the proxy's own dependencies (redis, hiredis, urllib3). The
 optional dependencies come in extras (pyproject.toml):
 
     stub       aiohttp: the stub external API          (cachelab stub, up, demo)
