@@ -49,17 +49,18 @@ _BARE = "import redis, urllib3"
 # over from the process that spawned it (the bench itself, when subprocess forks it), so every child reported the
 # bench's peak.
 _PEAK_RSS = "[int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:')][0]"
+_ENVIRONMENT_HITS = 1000
 # A new execution environment: import, init (connect to Redis), then serve warm hits; prints its peak RSS in KiB.
-_ENVIRONMENT = """
-import sys, types
+_ENVIRONMENT = f"""
+import types
 from cachelab.events import build_event
 import proxy.handler as h
 app = h.get_app()
 event = build_event("GET", "/items/42?a=1&b=2", [("Accept", "application/json")])
 context = types.SimpleNamespace(aws_request_id="bench", get_remaining_time_in_millis=lambda: 29_000)
-for _ in range(int(sys.argv[1])):
+for _ in range({_ENVIRONMENT_HITS}):
     h.lambda_handler(event, context)
-print(_PEAK_RSS)
+print({_PEAK_RSS})
 """
 
 
@@ -209,7 +210,7 @@ def _cold(args: argparse.Namespace, upstream: str, port: int) -> None:
         )
         for name, code in (
             ("bare", f"{_BARE}; print({_PEAK_RSS})"),
-            ("environment", _ENVIRONMENT.replace("int(sys.argv[1])", "1000").replace("_PEAK_RSS", _PEAK_RSS)),
+            ("environment", _ENVIRONMENT),
         )
     }
     print(f"cold start: {args.cold_runs} new interpreters each, interleaved (medians)")
@@ -217,7 +218,9 @@ def _cold(args: argparse.Namespace, upstream: str, port: int) -> None:
     print(f"  import proxy.handler + init : {init_s * 1000:8.1f} ms")
     print(f"  ratio init / bare imports   : {init_s / bare:8.2f} x   (target <= {COLD_TARGET} x)")
     print(f"  peak RSS, bare imports      : {rss['bare'] / 1024:8.1f} MiB")
-    print(f"  peak RSS, an environment    : {rss['environment'] / 1024:8.1f} MiB (init and 1,000 warm hits)")
+    print(
+        f"  peak RSS, an environment    : {rss['environment'] / 1024:8.1f} MiB (init and {_ENVIRONMENT_HITS:,} warm hits)"
+    )
 
 
 if __name__ == "__main__":
