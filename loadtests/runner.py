@@ -75,8 +75,8 @@ class LoadRun:
     env: dict[str, str] | None = None
 
 
-def _unreachable(what: str, url: str, exc: OSError | ValueError) -> LoadError:
-    return LoadError(f"cannot reach the {what} at {url}: {getattr(exc, 'reason', exc)}")
+def _unreachable(what: str, url: str, reason: object) -> LoadError:
+    return LoadError(f"cannot reach the {what} at {url}: {reason}")
 
 
 def probe(url: str, what: str) -> None:
@@ -87,7 +87,7 @@ def probe(url: str, what: str) -> None:
     except urllib.error.HTTPError:
         return  # it answered
     except (OSError, ValueError) as exc:
-        raise _unreachable(what, url, exc) from None
+        raise _unreachable(what, url, getattr(exc, "reason", exc)) from None
 
 
 def check_stub_admin(base: str) -> None:
@@ -99,7 +99,7 @@ def check_stub_admin(base: str) -> None:
         StubAdmin(base, timeout=_PROBE_TIMEOUT).stats()
     except StubAdminError as exc:
         if exc.kind == "unreachable":
-            raise LoadError(f"cannot reach the {what} at {url}: {exc.detail}") from None
+            raise _unreachable(what, url, exc.detail) from None
         if exc.kind == "refused":
             raise LoadError(f"the {what} at {base} is not the stub: GET {url} answered {exc.status}") from None
         if exc.detail.startswith("X-Cache"):
